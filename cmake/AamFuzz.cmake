@@ -1,0 +1,25 @@
+# aam_fuzz(NAME SOURCES... [CORPUS dir] [LIBS ...])
+# With AAM_FUZZ (clang) the target is a libFuzzer binary.  Without it the
+# same LLVMFuzzerTestOneInput is linked with fuzz/replay_main.c, a small
+# driver that feeds every file of the corpus once; either way the corpus
+# runs as a CTest test (label unit), so a regression input fails CI.
+function(aam_fuzz name)
+  cmake_parse_arguments(F "" "CORPUS" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${F_SOURCES} ${F_UNPARSED_ARGUMENTS})
+  aam_target_defaults(${name})
+  target_link_libraries(${name} PRIVATE aam-common ${F_LIBS})
+  if(AAM_FUZZ)
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  else()
+    target_sources(${name} PRIVATE ${PROJECT_SOURCE_DIR}/fuzz/replay_main.c)
+  endif()
+  if(F_CORPUS AND AAM_BUILD_TESTS)
+    if(AAM_FUZZ)
+      add_test(NAME ${name}_corpus COMMAND ${name} -runs=0 ${F_CORPUS})
+    else()
+      add_test(NAME ${name}_corpus COMMAND ${name} ${F_CORPUS})
+    endif()
+    set_tests_properties(${name}_corpus PROPERTIES LABELS unit TIMEOUT 120)
+  endif()
+endfunction()

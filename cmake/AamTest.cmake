@@ -1,0 +1,17 @@
+# aam_test(NAME SOURCES... [LABEL unit|integration|e2e] [TIMEOUT s] [LIBS ...])
+# Builds a cmocka test and registers it with CTest under its label.
+function(aam_test name)
+  cmake_parse_arguments(T "" "LABEL;TIMEOUT" "SOURCES;LIBS;ENV" ${ARGN})
+  if(NOT T_LABEL)
+    set(T_LABEL unit)
+  endif()
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 60)
+  endif()
+  add_executable(${name} ${T_SOURCES} ${T_UNPARSED_ARGUMENTS})
+  aam_target_defaults(${name})
+  target_link_libraries(${name} PRIVATE aam-common aam-testlib PkgConfig::CMOCKA ${T_LIBS})
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT}
+    ENVIRONMENT "AAM_SOURCE_DIR=${PROJECT_SOURCE_DIR};AAM_BUILD_DIR=${PROJECT_BINARY_DIR};LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp;${T_ENV}")
+endfunction()

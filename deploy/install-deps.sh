@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs every Debian package AAM needs to build, run and test.
+# Idempotent: packages already present are skipped, and apt-get update runs
+# only when something is missing.  Safe to run twice.
+set -euo pipefail
+
+PKGS=(
+	# toolchain
+	build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+	# libraries
+	libssl-dev libp11-kit-dev p11-kit libmicrohttpd-dev libjansson-dev
+	libyaml-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev libcmocka-dev
+	libtss2-dev
+	# HSM and TPM for tests and the quickstart
+	softhsm2 opensc swtpm swtpm-tools tpm2-tools
+	# end-to-end tests and benchmarks
+	nodejs npm nginx-light wrk hyperfine curl openssl ca-certificates
+	python3
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		# A package such as nodejs may already be provided outside dpkg.
+		case "$p" in
+		nodejs) command -v node >/dev/null 2>&1 && continue ;;
+		npm) command -v npm >/dev/null 2>&1 && continue ;;
+		esac
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing packages: ${missing[*]}" >&2
+		echo "install-deps: run as root to install them" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+	echo "install-deps: all Debian packages present"
+fi
+
+# npm packages for the end-to-end tests come from the committed lock file.
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -f "$here/tests/e2e/package-lock.json" ]; then
+	if [ ! -d "$here/tests/e2e/node_modules" ] ||
+		[ "$here/tests/e2e/package-lock.json" -nt "$here/tests/e2e/node_modules/.package-lock.json" ]; then
+		(cd "$here/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+fi
