@@ -47,12 +47,20 @@ struct aam_log_field {
 #define AAM_F_UINT(k, val)                                                                         \
 	((struct aam_log_field){                                                                   \
 	        .key = (k), .kind = AAM_LOG_F_UINT, .v.u = (unsigned long long)(val)})
-/* Only the type is checked: the secret's bytes are never read. */
+/*
+ * Only the type is checked: passing anything but an aam_secret pointer is a
+ * compile error (incompatible pointer type under -Werror), and the
+ * secret's bytes are never read.
+ */
+static inline const char *
+aam_log_secret_redact(const aam_secret *s)
+{
+	(void)s;
+	return NULL;
+}
 #define AAM_F_SECRET(k, sec)                                                                       \
 	((struct aam_log_field){                                                                   \
-	        .key = (k),                                                                        \
-	        .kind = AAM_LOG_F_REDACTED,                                                        \
-	        .v.s = (const char *)(void *)(1 ? NULL : (const aam_secret *)(sec))})
+	        .key = (k), .kind = AAM_LOG_F_REDACTED, .v.s = aam_log_secret_redact(sec)})
 /* An error code, printed as its stable code name. */
 #define AAM_F_ERR(val) AAM_F_STR("error", aam_err_code(val))
 

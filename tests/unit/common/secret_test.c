@@ -1,0 +1,83 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "aam/err.h"
+#include "common/secret.h"
+
+static void
+test_copy_and_length(void **state)
+{
+	(void)state;
+	aam_secret *s = aam_secret_from("hunter2", 7);
+	assert_non_null(s);
+	assert_int_equal(aam_secret_len(s), 7);
+	assert_memory_equal(aam_secret_data(s), "hunter2", 7);
+	assert_int_equal(aam_secret_set_len(s, 3), AAM_OK);
+	assert_int_equal(aam_secret_len(s), 3);
+	/* Shrinking wipes the tail. */
+	assert_int_equal(aam_secret_data(s)[3], 0);
+	assert_int_equal(aam_secret_set_len(s, 1u << 20), AAM_E_INVAL);
+	aam_secret_free(s);
+	aam_secret_free(NULL);
+}
+
+static void
+test_limits(void **state)
+{
+	(void)state;
+	assert_null(aam_secret_new(AAM_SECRET_MAX + 1));
+	aam_secret *s = aam_secret_new(AAM_SECRET_MAX);
+	assert_non_null(s);
+	memset(aam_secret_data(s), 0x5a, AAM_SECRET_MAX);
+	aam_secret_free(s);
+	s = aam_secret_new(0);
+	assert_non_null(s);
+	assert_int_equal(aam_secret_len(s), 0);
+	aam_secret_free(s);
+}
+
+/* The pages holding a secret are locked when the limit allows it. */
+static void
+test_locked_in_memory(void **state)
+{
+	(void)state;
+	aam_secret *s = aam_secret_from("x", 1);
+	assert_non_null(s);
+	unsigned char vec[1];
+	void *page = (void *)((uintptr_t)aam_secret_data(s) & ~(uintptr_t)4095);
+	assert_int_equal(mincore(page, 1, vec), 0);
+	assert_true(vec[0] & 1);
+	aam_secret_free(s);
+}
+
+static void
+test_wipe_and_ct_equal(void **state)
+{
+	(void)state;
+	unsigned char buf[16];
+	memset(buf, 0xff, sizeof(buf));
+	aam_wipe(buf, sizeof(buf));
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0);
+	assert_true(aam_ct_equal("abcd", "abcd", 4));
+	assert_false(aam_ct_equal("abcd", "abce", 4));
+	aam_wipe(NULL, 10);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_copy_and_length),
+	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_locked_in_memory),
+	        cmocka_unit_test(test_wipe_and_ct_equal),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
