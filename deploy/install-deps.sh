@@ -12,7 +12,7 @@ PKGS=(
 	libyaml-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev libcmocka-dev
 	libtss2-dev
 	# HSM and TPM for tests and the quickstart
-	softhsm2 opensc swtpm swtpm-tools tpm2-tools
+	softhsm2 opensc swtpm swtpm-tools tpm2-tools gnutls-bin libtss2-tcti-swtpm0
 	# end-to-end tests and benchmarks
 	nodejs npm nginx-light wrk hyperfine curl openssl ca-certificates
 	python3
