@@ -19,37 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define P11_POOL_MAX  64
-#define P11_PIN_MAX   256
-#define P11_CACHE_MAX 64
-#define P11_LABEL_MAX 128
-#define P11_MECH_MAX  512
-
-struct p11_cached {
-	CK_OBJECT_CLASS cls;
-	char label[P11_LABEL_MAX];
-	CK_OBJECT_HANDLE handle;
-};
-
-struct aam_p11 {
-	CK_FUNCTION_LIST *f;
-	int initialized; /* we called C_Initialize and owe C_Finalize */
-	CK_SLOT_ID slot;
-	aam_secret *pin;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned pool_size;
-	CK_SESSION_HANDLE sessions[P11_POOL_MAX];
-	bool busy[P11_POOL_MAX];
-
-	CK_MECHANISM_TYPE mechs[P11_MECH_MAX];
-	size_t nmechs;
-
-	pthread_mutex_t cache_lock;
-	struct p11_cached cache[P11_CACHE_MAX];
-	size_t ncache;
-};
+#include "common/p11_int.h"
 
 const char *
 aam_p11_rv_name(CK_RV rv)
@@ -71,6 +41,38 @@ aam_p11_rv_name(CK_RV rv)
 		return "CKR_ATTRIBUTE_TYPE_INVALID";
 	case CKR_ATTRIBUTE_SENSITIVE:
 		return "CKR_ATTRIBUTE_SENSITIVE";
+	case CKR_ATTRIBUTE_VALUE_INVALID:
+		return "CKR_ATTRIBUTE_VALUE_INVALID";
+	case CKR_ATTRIBUTE_READ_ONLY:
+		return "CKR_ATTRIBUTE_READ_ONLY";
+	case CKR_KEY_SIZE_RANGE:
+		return "CKR_KEY_SIZE_RANGE";
+	case CKR_KEY_TYPE_INCONSISTENT:
+		return "CKR_KEY_TYPE_INCONSISTENT";
+	case CKR_KEY_FUNCTION_NOT_PERMITTED:
+		return "CKR_KEY_FUNCTION_NOT_PERMITTED";
+	case CKR_MECHANISM_PARAM_INVALID:
+		return "CKR_MECHANISM_PARAM_INVALID";
+	case CKR_OPERATION_ACTIVE:
+		return "CKR_OPERATION_ACTIVE";
+	case CKR_OPERATION_NOT_INITIALIZED:
+		return "CKR_OPERATION_NOT_INITIALIZED";
+	case CKR_SESSION_READ_ONLY:
+		return "CKR_SESSION_READ_ONLY";
+	case CKR_SESSION_COUNT:
+		return "CKR_SESSION_COUNT";
+	case CKR_TOKEN_WRITE_PROTECTED:
+		return "CKR_TOKEN_WRITE_PROTECTED";
+	case CKR_USER_TYPE_INVALID:
+		return "CKR_USER_TYPE_INVALID";
+	case CKR_USER_PIN_NOT_INITIALIZED:
+		return "CKR_USER_PIN_NOT_INITIALIZED";
+	case CKR_ENCRYPTED_DATA_LEN_RANGE:
+		return "CKR_ENCRYPTED_DATA_LEN_RANGE";
+	case CKR_SIGNATURE_INVALID:
+		return "CKR_SIGNATURE_INVALID";
+	case CKR_FUNCTION_NOT_SUPPORTED:
+		return "CKR_FUNCTION_NOT_SUPPORTED";
 	case CKR_DEVICE_ERROR:
 		return "CKR_DEVICE_ERROR";
 	case CKR_DEVICE_REMOVED:
@@ -124,15 +126,30 @@ aam_p11_err(CK_RV rv)
 		return AAM_E_NOMEM;
 	case CKR_ARGUMENTS_BAD:
 	case CKR_DATA_LEN_RANGE:
+	case CKR_ATTRIBUTE_VALUE_INVALID:
+	case CKR_TEMPLATE_INCONSISTENT:
+	case CKR_TEMPLATE_INCOMPLETE:
 		return AAM_E_INVAL;
 	case CKR_MECHANISM_INVALID:
+	case CKR_MECHANISM_PARAM_INVALID:
+	case CKR_FUNCTION_NOT_SUPPORTED:
+	case CKR_KEY_SIZE_RANGE:
 		return AAM_E_UNSUPPORTED;
+	case CKR_ATTRIBUTE_SENSITIVE:
+	case CKR_KEY_FUNCTION_NOT_PERMITTED:
+		return AAM_E_PERM;
+	case CKR_ATTRIBUTE_TYPE_INVALID:
+	case CKR_OBJECT_HANDLE_INVALID:
+	case CKR_KEY_HANDLE_INVALID:
+		return AAM_E_NOTFOUND;
 	case CKR_PIN_INCORRECT:
 	case CKR_PIN_LOCKED:
 		return AAM_E_PERM;
 	case CKR_BUFFER_TOO_SMALL:
 		return AAM_E_TOOBIG;
 	case CKR_ENCRYPTED_DATA_INVALID:
+	case CKR_ENCRYPTED_DATA_LEN_RANGE:
+	case CKR_SIGNATURE_INVALID:
 		return AAM_E_CRYPTO;
 	default:
 		return AAM_E_HSM;
@@ -303,14 +320,27 @@ p11_open_session(aam_p11 *p, CK_SESSION_HANDLE *out)
 	return rv;
 }
 
+/*
+ * Asks for the count first: a fixed-size buffer would make a module with
+ * many mechanisms answer CKR_BUFFER_TOO_SMALL and look as if it had none.
+ */
 static void
 p11_probe_mechanisms(aam_p11 *p)
 {
-	CK_ULONG n = P11_MECH_MAX;
-	if (p->f->C_GetMechanismList(p->slot, p->mechs, &n) == CKR_OK)
+	p->nmechs = 0;
+	CK_ULONG n = 0;
+	CK_RV rv = p->f->C_GetMechanismList(p->slot, NULL, &n);
+	if (rv != CKR_OK || n == 0 || n > P11_MECH_MAX) {
+		aam_log(AAM_LOG_WARN, "p11.mechanisms", AAM_F_STR("rv", aam_p11_rv_name(rv)),
+		        AAM_F_UINT("count", n));
+		return;
+	}
+	p->mechs = calloc(n, sizeof(*p->mechs));
+	if (p->mechs == NULL)
+		return;
+	rv = p->f->C_GetMechanismList(p->slot, p->mechs, &n);
+	if (rv == CKR_OK)
 		p->nmechs = n;
-	else
-		p->nmechs = 0;
 }
 
 int
@@ -418,6 +448,10 @@ aam_p11_close(aam_p11 *p)
 		p11_kit_module_release(p->f);
 	}
 	aam_secret_free(p->pin);
+	for (size_t i = 0; i < p->ncache; i++)
+		free(p->cache[i].label);
+	free(p->cache);
+	free(p->mechs);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->cache_lock);
@@ -436,6 +470,15 @@ aam_p11_slot(const aam_p11 *p)
 	return p->slot;
 }
 
+uint64_t
+aam_p11_generation(aam_p11 *p)
+{
+	pthread_mutex_lock(&p->lock);
+	uint64_t g = p->generation;
+	pthread_mutex_unlock(&p->lock);
+	return g;
+}
+
 bool
 aam_p11_has_mechanism(const aam_p11 *p, CK_MECHANISM_TYPE mech)
 {
@@ -447,13 +490,14 @@ aam_p11_has_mechanism(const aam_p11 *p, CK_MECHANISM_TYPE mech)
 }
 
 static unsigned
-p11_borrow(aam_p11 *p)
+p11_borrow(aam_p11 *p, CK_SESSION_HANDLE *h)
 {
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		for (unsigned i = 0; i < p->pool_size; i++) {
 			if (!p->busy[i]) {
 				p->busy[i] = true;
+				*h = p->sessions[i];
 				pthread_mutex_unlock(&p->lock);
 				return i;
 			}
@@ -476,170 +520,67 @@ p11_session_lost(CK_RV rv)
 {
 	return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
 	       rv == CKR_DEVICE_REMOVED || rv == CKR_USER_NOT_LOGGED_IN ||
-	       rv == CKR_TOKEN_NOT_PRESENT;
+	       rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_OPERATION_ACTIVE;
+}
+
+/* See p11_int.h. */
+bool
+aam_p11_session_is_user(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s)
+{
+	CK_SESSION_INFO si;
+	if (f->C_GetSessionInfo(s, &si) != CKR_OK)
+		return false;
+	return si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS;
+}
+
+/*
+ * Replaces slot I's session.  Runs under p->lock: when every session was
+ * closed behind our back (C_CloseAllSessions, a token logout), the module
+ * hands out the old handle numbers again, so the new handle may equal a
+ * stale one still held by another slot.  That slot must then forget its
+ * number instead of closing it later (which would close ours), and no other
+ * slot may open or close a session while we compare.
+ */
+static CK_RV
+p11_reopen_locked(aam_p11 *p, unsigned i, CK_SESSION_HANDLE old)
+{
+	if (old != CK_INVALID_HANDLE && p->sessions[i] == old)
+		p->f->C_CloseSession(old);
+	p->sessions[i] = CK_INVALID_HANDLE;
+	CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+	CK_RV rv = p11_open_session(p, &h);
+	if (rv != CKR_OK)
+		return rv;
+	for (unsigned j = 0; j < p->pool_size; j++) {
+		if (j != i && p->sessions[j] == h)
+			p->sessions[j] = CK_INVALID_HANDLE;
+	}
+	p->sessions[i] = h;
+	return CKR_OK;
 }
 
 CK_RV
 aam_p11_run(aam_p11 *p, aam_p11_op op, void *ctx)
 {
-	unsigned i = p11_borrow(p);
+	CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+	unsigned i = p11_borrow(p, &h);
 	CK_RV rv = CKR_SESSION_HANDLE_INVALID;
-	if (p->sessions[i] != CK_INVALID_HANDLE)
-		rv = op(p->f, p->sessions[i], ctx);
+	if (h != CK_INVALID_HANDLE)
+		rv = op(p->f, h, ctx);
+	if ((rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) &&
+	    !aam_p11_session_is_user(p->f, h))
+		rv = CKR_USER_NOT_LOGGED_IN;
 	if (p11_session_lost(rv)) {
 		aam_log(AAM_LOG_WARN, "p11.session_reopen", AAM_F_STR("rv", aam_p11_rv_name(rv)));
-		if (p->sessions[i] != CK_INVALID_HANDLE)
-			p->f->C_CloseSession(p->sessions[i]);
-		p->sessions[i] = CK_INVALID_HANDLE;
-		if (rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT)
-			aam_p11_forget(p);
-		CK_RV orv = p11_open_session(p, &p->sessions[i]);
-		rv = orv == CKR_OK ? op(p->f, p->sessions[i], ctx) : orv;
+		/* A new login may renumber private objects: every cached handle is suspect. */
+		aam_p11_forget(p);
+		pthread_mutex_lock(&p->lock);
+		CK_RV orv = p11_reopen_locked(p, i, h);
+		h = p->sessions[i];
+		p->generation++;
+		pthread_mutex_unlock(&p->lock);
+		rv = orv == CKR_OK ? op(p->f, h, ctx) : orv;
 	}
 	p11_return(p, i);
 	return rv;
-}
-
-struct find_ctx {
-	CK_OBJECT_CLASS cls;
-	const char *label;
-	CK_OBJECT_HANDLE found[2];
-	CK_ULONG n;
-};
-
-static CK_RV
-find_op(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, void *vctx)
-{
-	struct find_ctx *c = vctx;
-	CK_ATTRIBUTE tmpl[] = {
-	        {CKA_CLASS, &c->cls, sizeof(c->cls)},
-	        {CKA_LABEL, (void *)(uintptr_t)c->label, strlen(c->label)},
-	};
-	CK_RV rv = f->C_FindObjectsInit(s, tmpl, 2);
-	if (rv != CKR_OK)
-		return rv;
-	rv = f->C_FindObjects(s, c->found, 2, &c->n);
-	CK_RV frv = f->C_FindObjectsFinal(s);
-	return rv != CKR_OK ? rv : frv;
-}
-
-int
-aam_p11_find(aam_p11 *p, CK_OBJECT_CLASS cls, const char *label, CK_OBJECT_HANDLE *out)
-{
-	if (strlen(label) >= P11_LABEL_MAX)
-		return AAM_E_INVAL;
-	pthread_mutex_lock(&p->cache_lock);
-	for (size_t i = 0; i < p->ncache; i++) {
-		if (p->cache[i].cls == cls && strcmp(p->cache[i].label, label) == 0) {
-			*out = p->cache[i].handle;
-			pthread_mutex_unlock(&p->cache_lock);
-			return AAM_OK;
-		}
-	}
-	pthread_mutex_unlock(&p->cache_lock);
-
-	struct find_ctx c = {.cls = cls, .label = label};
-	CK_RV rv = aam_p11_run(p, find_op, &c);
-	if (rv != CKR_OK)
-		return aam_p11_err(rv);
-	if (c.n == 0)
-		return AAM_E_NOTFOUND;
-	if (c.n > 1)
-		return AAM_E_EXISTS;
-	*out = c.found[0];
-	pthread_mutex_lock(&p->cache_lock);
-	if (p->ncache < P11_CACHE_MAX) {
-		struct p11_cached *e = &p->cache[p->ncache++];
-		e->cls = cls;
-		snprintf(e->label, sizeof(e->label), "%s", label);
-		e->handle = c.found[0];
-	}
-	pthread_mutex_unlock(&p->cache_lock);
-	return AAM_OK;
-}
-
-void
-aam_p11_forget(aam_p11 *p)
-{
-	pthread_mutex_lock(&p->cache_lock);
-	p->ncache = 0;
-	pthread_mutex_unlock(&p->cache_lock);
-}
-
-struct sign_ctx {
-	CK_OBJECT_HANDLE key;
-	const uint8_t *digest;
-	uint8_t *sig;
-	CK_ULONG siglen;
-};
-
-static CK_RV
-sign_op(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, void *vctx)
-{
-	struct sign_ctx *c = vctx;
-	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
-	CK_RV rv = f->C_SignInit(s, &mech, c->key);
-	if (rv != CKR_OK)
-		return rv;
-	c->siglen = 64;
-	return f->C_Sign(s, (CK_BYTE_PTR)(uintptr_t)c->digest, 32, c->sig, &c->siglen);
-}
-
-int
-aam_p11_sign_ecdsa_p256(aam_p11 *p, CK_OBJECT_HANDLE key, const uint8_t digest[32], uint8_t sig[64])
-{
-	struct sign_ctx c = {.key = key, .digest = digest, .sig = sig};
-	CK_RV rv = aam_p11_run(p, sign_op, &c);
-	if (rv != CKR_OK)
-		return aam_p11_err(rv);
-	/* PKCS#11 ECDSA signatures are r||s of the curve's size. */
-	return c.siglen == 64 ? AAM_OK : AAM_E_HSM;
-}
-
-struct attr_ctx {
-	CK_OBJECT_HANDLE obj;
-	CK_ATTRIBUTE attr;
-};
-
-static CK_RV
-attr_op(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, void *vctx)
-{
-	struct attr_ctx *c = vctx;
-	return f->C_GetAttributeValue(s, c->obj, &c->attr, 1);
-}
-
-int
-aam_p11_ec_point(aam_p11 *p, CK_OBJECT_HANDLE pub, uint8_t point[65])
-{
-	uint8_t raw[80];
-	struct attr_ctx c = {.obj = pub, .attr = {CKA_EC_POINT, raw, sizeof(raw)}};
-	CK_RV rv = aam_p11_run(p, attr_op, &c);
-	if (rv != CKR_OK)
-		return aam_p11_err(rv);
-	CK_ULONG n = c.attr.ulValueLen;
-	/*
-	 * The standard says CKA_EC_POINT is a DER OCTET STRING (04 41 04 x y);
-	 * some modules return the bare point.  Accept both, nothing else.
-	 */
-	if (n == 67 && raw[0] == 0x04 && raw[1] == 65 && raw[2] == 0x04) {
-		memcpy(point, raw + 2, 65);
-		return AAM_OK;
-	}
-	if (n == 65 && raw[0] == 0x04) {
-		memcpy(point, raw, 65);
-		return AAM_OK;
-	}
-	return AAM_E_HSM;
-}
-
-int
-aam_p11_get_bool(aam_p11 *p, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, bool *out)
-{
-	CK_BBOOL v = CK_FALSE;
-	struct attr_ctx c = {.obj = obj, .attr = {type, &v, sizeof(v)}};
-	CK_RV rv = aam_p11_run(p, attr_op, &c);
-	if (rv != CKR_OK)
-		return aam_p11_err(rv);
-	*out = v == CK_TRUE;
-	return AAM_OK;
 }
