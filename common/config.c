@@ -1144,7 +1144,114 @@ static const struct aam_config_field gateway_fields[] = {
          .def = "4MiB",
          .min = 1024,
          .max = 1024 * 1024 * 1024},
+        /* The URL agents put in their DPoP proofs' htu; behind a proxy it differs from listen. */
+        {.key = "external_url",
+         .type = AAM_CFG_STR,
+         .offset = offsetof(struct aam_config_gateway, external_url),
+         .check = aam_config_check_url},
+        {.key = "routes",
+         .type = AAM_CFG_PATH,
+         .offset = offsetof(struct aam_config_gateway, routes)},
+        {.key = "db",
+         .type = AAM_CFG_PATH,
+         .offset = offsetof(struct aam_config_gateway, db),
+         .def = "/var/lib/aam/gateway.db"},
+        {.key = "vault_socket",
+         .type = AAM_CFG_PATH,
+         .offset = offsetof(struct aam_config_gateway, vault_socket),
+         .def = "/run/aam/vault-gateway.sock"},
+        {.key = "attest_url",
+         .type = AAM_CFG_STR,
+         .offset = offsetof(struct aam_config_gateway, attest_url),
+         .def = "http://127.0.0.1:4001",
+         .check = aam_config_check_url},
+        {.key = "jwks_url",
+         .type = AAM_CFG_STR,
+         .offset = offsetof(struct aam_config_gateway, jwks_url),
+         .check = aam_config_check_url},
+        {.key = "issuer",
+         .type = AAM_CFG_STR,
+         .offset = offsetof(struct aam_config_gateway, issuer),
+         .check = aam_config_check_url},
+        {.key = "audience",
+         .type = AAM_CFG_STR,
+         .offset = offsetof(struct aam_config_gateway, audience)},
+        {.key = "request_timeout",
+         .type = AAM_CFG_DURATION,
+         .offset = offsetof(struct aam_config_gateway, request_timeout_ms),
+         .def = "10m",
+         .min = 1000,
+         .max = 60 * 60 * 1000},
+        /* Revocations must reach cached tokens quickly, and tokens live 15 minutes at most. */
+        {.key = "revocation_poll",
+         .type = AAM_CFG_DURATION,
+         .offset = offsetof(struct aam_config_gateway, revocation_poll_ms),
+         .def = "5s",
+         .min = 100,
+         .max = 60 * 1000},
+        {.key = "jwks_refresh",
+         .type = AAM_CFG_DURATION,
+         .offset = offsetof(struct aam_config_gateway, jwks_refresh_ms),
+         .def = "30s",
+         .min = 100,
+         .max = 60 * 60 * 1000},
+        {.key = "environment",
+         .type = AAM_CFG_STR,
+         .offset = offsetof(struct aam_config_gateway, environment)},
+        {.key = "max_connections",
+         .type = AAM_CFG_INT,
+         .offset = offsetof(struct aam_config_gateway, max_connections),
+         .def = "1024",
+         .min = 1,
+         .max = 65536},
 };
+
+/*
+ * Derived defaults: the external URL from the listen address, the JWKS URL
+ * and the issuer from aam-attest's URL, the audience from the external URL.
+ */
+static int
+gateway_finish(void *sec, const struct aam_yaml_node *at, const char *file,
+               struct aam_yaml_error *err)
+{
+	(void)at;
+	struct aam_config_gateway *g = sec;
+	char buf[AAM_CONFIG_HOST_MAX + 512];
+	if (g->external_url == NULL && g->listen != NULL) {
+		int n = snprintf(buf, sizeof(buf), "http://%s", g->listen);
+		if (n < 0 || (size_t)n >= sizeof(buf) || set_str(&g->external_url, buf, (size_t)n))
+			return nomem(err, file);
+	}
+	if (g->jwks_url == NULL && g->attest_url != NULL) {
+		size_t l = strlen(g->attest_url);
+		while (l > 0 && g->attest_url[l - 1] == '/')
+			l--;
+		int n = snprintf(buf, sizeof(buf), "%.*s/.well-known/jwks.json", (int)l,
+		                 g->attest_url);
+		if (n < 0 || (size_t)n >= sizeof(buf) || set_str(&g->jwks_url, buf, (size_t)n))
+			return nomem(err, file);
+	}
+	if (g->issuer == NULL && g->attest_url != NULL &&
+	    set_str(&g->issuer, g->attest_url, strlen(g->attest_url)) != AAM_OK)
+		return nomem(err, file);
+	if (g->audience == NULL && g->external_url != NULL &&
+	    set_str(&g->audience, g->external_url, strlen(g->external_url)) != AAM_OK)
+		return nomem(err, file);
+	return AAM_OK;
+}
+
+/* agent.spiffe_id: a SPIFFE ID as the SPIFFE-ID specification says. */
+static int
+check_spiffe_id(const char *value, char *why, size_t whylen)
+{
+	struct aam_spiffe_id id;
+	const char *reason = NULL;
+	if (aam_spiffe_parse(value, strlen(value), &id, &reason) != AAM_OK) {
+		snprintf(why, whylen, "%s", reason != NULL ? reason : "not a SPIFFE ID");
+		return AAM_E_INVAL;
+	}
+	return AAM_OK;
+}
 
 /* The sidecar holds exactly one key, in a TPM or in a PKCS#11 token. */
 static int
@@ -1188,6 +1295,32 @@ static const struct aam_config_field agent_fields[] = {
         {.key = "audience",
          .type = AAM_CFG_STR,
          .offset = offsetof(struct aam_config_agent, audience)},
+        /* Sent in every challenge; aam-agent refuses to attest without it. */
+        {.key = "spiffe_id",
+         .type = AAM_CFG_STR,
+         .offset = offsetof(struct aam_config_agent, spiffe_id),
+         .check = check_spiffe_id},
+        /* The TPM key blobs, wrapped by the TPM: useless elsewhere, kept across restarts. */
+        {.key = "state_dir",
+         .type = AAM_CFG_PATH,
+         .offset = offsetof(struct aam_config_agent, state_dir),
+         .def = "/var/lib/aam/agent"},
+        {.key = "pkcs11_module",
+         .type = AAM_CFG_PATH,
+         .offset = offsetof(struct aam_config_agent, pkcs11_module),
+         .flags = AAM_CFG_F_NAME_OK},
+        {.key = "pin_file",
+         .type = AAM_CFG_PATH,
+         .offset = offsetof(struct aam_config_agent, pin_file)},
+        {.key = "ca_bundle",
+         .type = AAM_CFG_PATH,
+         .offset = offsetof(struct aam_config_agent, ca_bundle)},
+        {.key = "max_body",
+         .type = AAM_CFG_SIZE,
+         .offset = offsetof(struct aam_config_agent, max_body),
+         .def = "4MiB",
+         .min = 1024,
+         .max = 1024 * 1024 * 1024},
 };
 
 #define SECTION(var, nm, type, fin)                                                                \
@@ -1202,7 +1335,7 @@ static const struct aam_config_field agent_fields[] = {
 SECTION(log, "log", struct aam_config_log, NULL);
 SECTION(vault, "vault", struct aam_config_vault, vault_finish);
 SECTION(attest, "attest", struct aam_config_attest, NULL);
-SECTION(gateway, "gateway", struct aam_config_gateway, NULL);
+SECTION(gateway, "gateway", struct aam_config_gateway, gateway_finish);
 SECTION(agent, "agent", struct aam_config_agent, agent_finish);
 
 static const struct aam_config_field root_fields[] = {

@@ -187,6 +187,19 @@ struct aam_config_gateway {
 	char *listen;
 	char *policies;
 	uint64_t max_body;
+	char *external_url; /* how agents reach the gateway (DPoP htu); default http://LISTEN */
+	char *routes;       /* model routes file (gateway/route.h), or NULL */
+	char *db;           /* virtual keys and budgets */
+	char *vault_socket; /* aam-vault's gateway socket (INJECT, AUDIT_APPEND) */
+	char *attest_url;   /* aam-attest: JWKS and revocation feed */
+	char *jwks_url;     /* default ATTEST_URL/.well-known/jwks.json */
+	char *issuer;       /* required "iss" of tokens; default ATTEST_URL */
+	char *audience;     /* required "aud" of tokens; default EXTERNAL_URL */
+	int64_t request_timeout_ms; /* whole request, upstream included */
+	int64_t revocation_poll_ms; /* how often the revocation feed is read */
+	int64_t jwks_refresh_ms;    /* least time between two JWKS fetches for an unknown kid */
+	char *environment;          /* runtime environment for policy conditions, or NULL */
+	int64_t max_connections;    /* concurrent client connections (one thread each) */
 };
 
 struct aam_config_agent {
@@ -194,9 +207,15 @@ struct aam_config_agent {
 	char *listen;
 	char *attest_url;
 	char *gateway_url;
-	char *tcti;       /* TPM TCTI string, or NULL */
-	char *pkcs11_key; /* pkcs11: URI of the key, or NULL */
-	char *audience;   /* default: gateway_url */
+	char *tcti;          /* TPM TCTI string, or NULL */
+	char *pkcs11_key;    /* pkcs11: URI of the key, or NULL */
+	char *audience;      /* default: gateway_url */
+	char *spiffe_id;     /* the workload's registered SPIFFE ID */
+	char *state_dir;     /* TPM key blobs */
+	char *pkcs11_module; /* module path or p11-kit name for pkcs11_key, or NULL */
+	char *pin_file;      /* user PIN file for pkcs11_key, or NULL (the URI's pin-source) */
+	char *ca_bundle;     /* CA file for https attest_url / gateway_url, or NULL */
+	uint64_t max_body;   /* largest request body the sidecar forwards */
 };
 
 struct aam_config {

@@ -2,7 +2,7 @@
  * libmicrohttpd wrapper: routing, bounded bodies, buffered responses and
  * JSON errors.  See http.h for the contract.
  */
-#include "common/http.h"
+#include "common/http_int.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "aam/err.h"
@@ -18,16 +18,6 @@
 #include <sys/socket.h>
 
 #include <microhttpd.h>
-
-struct aam_http_server {
-	struct MHD_Daemon *mhd;
-	const struct aam_http_route *routes;
-	size_t nroutes;
-	void *ctx;
-	size_t max_body;
-	uint16_t port;
-	const char *name;
-};
 
 /* Per-request state, created on the first call for a request. */
 struct http_req {
@@ -87,15 +77,15 @@ aam_http_status_for_err(int err)
 
 /* ---- responses ------------------------------------------------------------ */
 
-static void
-http_response_init(struct aam_http_response *r)
+void
+aam_http__response_init(struct aam_http_response *r)
 {
 	memset(r, 0, sizeof(*r));
 	aam_buf_init(&r->body, AAM_HTTP_MAX_RESPONSE);
 }
 
-static void
-http_response_uninit(struct aam_http_response *r)
+void
+aam_http__response_uninit(struct aam_http_response *r)
 {
 	for (size_t i = 0; i < r->nheaders; i++) {
 		free(r->headers[i].name);
@@ -162,8 +152,8 @@ aam_http_respond_error(struct aam_http_response *resp, unsigned status, const ch
  * to be closed by libmicrohttpd (MHD_NO), which is all that can be done
  * when not even a response object can be built.
  */
-static enum MHD_Result
-http_queue(struct MHD_Connection *c, struct aam_http_response *r)
+enum MHD_Result
+aam_http__queue(struct MHD_Connection *c, struct aam_http_response *r)
 {
 	if (aam_buf_failed(&r->body)) {
 		aam_buf_reset(&r->body);
@@ -192,12 +182,12 @@ http_queue_error(struct MHD_Connection *c, unsigned status, const char *code, co
                  const char *allow)
 {
 	struct aam_http_response r;
-	http_response_init(&r);
+	aam_http__response_init(&r);
 	aam_http_respond_error(&r, status, code, msg);
 	if (allow != NULL)
 		aam_http_response_header(&r, "Allow", allow);
-	enum MHD_Result ok = http_queue(c, &r);
-	http_response_uninit(&r);
+	enum MHD_Result ok = aam_http__queue(c, &r);
+	aam_http__response_uninit(&r);
 	return ok;
 }
 
@@ -206,7 +196,11 @@ http_queue_error(struct MHD_Connection *c, unsigned status, const char *code, co
 const char *
 aam_http_request_header(const struct aam_http_request *req, const char *name)
 {
-	if (req == NULL || req->conn == NULL || name == NULL)
+	if (req == NULL || name == NULL)
+		return NULL;
+	if (req->priv != NULL)
+		return aam_http__stream_header(req->priv, name);
+	if (req->conn == NULL)
 		return NULL;
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
@@ -214,7 +208,11 @@ aam_http_request_header(const struct aam_http_request *req, const char *name)
 const char *
 aam_http_request_query(const struct aam_http_request *req, const char *key)
 {
-	if (req == NULL || req->conn == NULL || key == NULL)
+	if (req == NULL || key == NULL)
+		return NULL;
+	if (req->priv != NULL)
+		return aam_http__stream_query(req->priv, key);
+	if (req->conn == NULL)
 		return NULL;
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
 }
@@ -266,12 +264,15 @@ http_route_find(const struct aam_http_server *s, const char *method, const char 
 	const struct aam_http_route *hit = NULL;
 	for (size_t i = 0; i < s->nroutes; i++) {
 		const struct aam_http_route *r = &s->routes[i];
-		if (strcmp(r->path, path) != 0)
+		size_t plen = strlen(r->path);
+		bool prefix = plen > 0 && r->path[plen - 1] == '*';
+		if (prefix ? strncmp(r->path, path, plen - 1) != 0 : strcmp(r->path, path) != 0)
 			continue;
 		*path_known = true;
 		size_t used = strlen(allow);
 		snprintf(allow + used, allowlen - used, "%s%s", used > 0 ? ", " : "", r->method);
-		if (strcmp(r->method, method) == 0)
+		/* The first route in table order wins, so more specific ones go first. */
+		if (hit == NULL && (strcmp(r->method, "*") == 0 || strcmp(r->method, method) == 0))
 			hit = r;
 	}
 	return hit;
@@ -291,21 +292,26 @@ http_dispatch(struct aam_http_server *s, struct MHD_Connection *c, const char *u
 	http_client_addr(c, req.client_addr, sizeof(req.client_addr));
 
 	struct aam_http_response resp;
-	http_response_init(&resp);
+	aam_http__response_init(&resp);
 	int rc = rq->route->handler(s->ctx, &req, &resp);
+	if (resp.stream_run != NULL) {
+		enum MHD_Result sok = aam_http__stream_dispatch(s, c, &req, &rq->body, &resp);
+		aam_http__response_uninit(&resp);
+		return sok;
+	}
 	if (resp.status == 0) {
 		aam_log(AAM_LOG_ERROR, "http.handler_failed", AAM_F_STR("server", s->name),
 		        AAM_F_STR("path", url), AAM_F_ERR(rc != AAM_OK ? rc : AAM_E_INTERNAL));
-		http_response_uninit(&resp);
-		http_response_init(&resp);
+		aam_http__response_uninit(&resp);
+		aam_http__response_init(&resp);
 		aam_http_respond_error(&resp, 500, "internal",
 		                       "The request could not be processed.");
 	}
 	aam_log(AAM_LOG_DEBUG, "http.request", AAM_F_STR("server", s->name),
 	        AAM_F_STR("method", method), AAM_F_STR("path", url),
 	        AAM_F_UINT("status", resp.status), AAM_F_STR("client", req.client_addr));
-	enum MHD_Result ok = http_queue(c, &resp);
-	http_response_uninit(&resp);
+	enum MHD_Result ok = aam_http__queue(c, &resp);
+	aam_http__response_uninit(&resp);
 	return ok;
 }
 
@@ -440,13 +446,22 @@ aam_http_server_start(const struct aam_http_config *cfg, struct aam_http_server 
 	s->ctx = cfg->ctx;
 	s->max_body = cfg->max_body != 0 ? cfg->max_body : AAM_HTTP_DEFAULT_MAX_BODY;
 	s->name = cfg->name != NULL ? cfg->name : "http";
+	s->mode = cfg->mode;
+	atomic_init(&s->stopping, false);
+	pthread_mutex_init(&s->wmu, NULL);
+	pthread_cond_init(&s->wcv, NULL);
 
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	if (cfg->mode == AAM_HTTP_MODE_THREAD_PER_CONN)
+		flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+		        MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	unsigned timeout = cfg->timeout_s != 0 ? cfg->timeout_s : AAM_HTTP_DEFAULT_TIMEOUT;
 	unsigned conns = cfg->max_conns != 0 ? cfg->max_conns : AAM_HTTP_DEFAULT_MAX_CONN;
-	unsigned threads = cfg->threads > 1 ? cfg->threads : 1;
+	/* A pool makes no sense with a thread per connection. */
+	unsigned threads =
+	        cfg->threads > 1 && cfg->mode != AAM_HTTP_MODE_THREAD_PER_CONN ? cfg->threads : 1;
 
 	/* The pool option is only passed for a real pool: 1 would mean one worker plus a master. */
 	struct MHD_OptionItem opts[] = {
@@ -464,6 +479,8 @@ aam_http_server_start(const struct aam_http_config *cfg, struct aam_http_server 
 	if (s->mhd == NULL) {
 		aam_log(AAM_LOG_ERROR, "http.start_failed", AAM_F_STR("server", s->name),
 		        AAM_F_STR("host", cfg->host), AAM_F_UINT("port", cfg->port));
+		pthread_cond_destroy(&s->wcv);
+		pthread_mutex_destroy(&s->wmu);
 		free(s);
 		return AAM_E_IO;
 	}
@@ -486,7 +503,19 @@ aam_http_server_stop(struct aam_http_server *s)
 {
 	if (s == NULL)
 		return;
+	/*
+	 * Blocked stream callbacks notice the flag within a poll interval and
+	 * give up, so MHD_stop_daemon can join the connection threads; the
+	 * producers then see their streams closed and finish on their own.
+	 */
+	atomic_store(&s->stopping, true);
 	if (s->mhd != NULL)
 		MHD_stop_daemon(s->mhd);
+	pthread_mutex_lock(&s->wmu);
+	while (s->workers > 0)
+		pthread_cond_wait(&s->wcv, &s->wmu);
+	pthread_mutex_unlock(&s->wmu);
+	pthread_cond_destroy(&s->wcv);
+	pthread_mutex_destroy(&s->wmu);
 	free(s);
 }

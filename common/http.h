@@ -20,9 +20,28 @@
  * handler that fails without answering (500 internal).
  *
  * Handlers run on libmicrohttpd's threads (one epoll thread, or a pool of
- * them when `threads` > 1), so with a pool they must be thread-safe.  A
- * handler gets the whole body at once and fills a buffered response; this
- * is meant for small JSON APIs, not for streaming.
+ * them when `threads` > 1, or one thread per connection in
+ * AAM_HTTP_MODE_THREAD_PER_CONN), so with more than one they must be
+ * thread-safe.  A handler gets the whole body at once and fills a buffered
+ * response.
+ *
+ * Routes match a path exactly, or by prefix when the route's path ends in
+ * '*' (the path "/v1/tools/" followed by '*' serves
+ * "/v1/tools/github/search"), and a method "*" accepts any method.  The first matching route in
+ * table order wins.
+ *
+ * Streaming responses (server-sent events, long downloads).  A handler
+ * may answer with aam_http_respond_stream(RESP, RUN, ARG): once it
+ * returns, RUN runs on a new thread, starts the response with
+ * aam_http_stream_head() and writes the body with aam_http_stream_write()
+ * as it becomes available.  Each write is handed to libmicrohttpd as its
+ * own chunk and sent at once, so an SSE event reaches the client when it
+ * is written, not when the buffer fills.  The per-response queue is
+ * bounded: a writer blocks while the client reads slowly and gets
+ * AAM_E_CLOSED once the client has gone (or the server stops).  This
+ * needs AAM_HTTP_MODE_THREAD_PER_CONN, where libmicrohttpd's content
+ * callbacks may block; in the epoll modes a stream is refused with 500
+ * (a blocking callback there would stall every other connection).
  */
 #ifndef AAM_COMMON_HTTP_H
 #define AAM_COMMON_HTTP_H
@@ -41,8 +60,11 @@
 #define AAM_HTTP_MAX_HEADERS      8u  /* extra response headers per response */
 #define AAM_HTTP_ADDR_MAX         64u /* textual client address, IPv6 included */
 #define AAM_HTTP_MAX_RESPONSE     (8u * 1024 * 1024)
+#define AAM_HTTP_STREAM_QUEUE     (256u * 1024) /* bytes queued per streaming response */
+#define AAM_HTTP_STREAM_POLL_MS   200u          /* how often a blocked stream looks for hangups */
 
 struct aam_http_server;
+struct aam_http_stream;
 
 /* One request as a handler sees it.  Everything lives until the handler returns. */
 struct aam_http_request {
@@ -53,6 +75,8 @@ struct aam_http_request {
 	/* The peer's address without port ("127.0.0.1", "::1"), for rate limiting. */
 	char client_addr[AAM_HTTP_ADDR_MAX];
 	void *conn; /* libmicrohttpd's connection; use the accessors below */
+	/* Private: the streaming response's snapshot of headers and query. */
+	void *priv;
 };
 
 struct aam_http_header {
@@ -67,6 +91,9 @@ struct aam_http_response {
 	const char *content_type; /* a static string; default application/json */
 	struct aam_http_header headers[AAM_HTTP_MAX_HEADERS];
 	size_t nheaders;
+	/* Set by aam_http_respond_stream(); the buffered fields are then ignored. */
+	void (*stream_run)(void *arg, struct aam_http_stream *st);
+	void *stream_arg;
 };
 
 /*
@@ -78,9 +105,19 @@ typedef int (*aam_http_handler)(void *ctx, const struct aam_http_request *req,
                                 struct aam_http_response *resp);
 
 struct aam_http_route {
-	const char *method; /* exact, upper case */
-	const char *path;   /* exact match on the decoded path */
+	const char *method; /* exact, upper case; "*" for any method */
+	const char *path;   /* exact match on the decoded path; a final '*' matches any rest */
 	aam_http_handler handler;
+};
+
+enum aam_http_mode {
+	/* One epoll thread (or a pool of `threads`): cheap per request, but a
+	 * handler that blocks stalls the connections of its thread. */
+	AAM_HTTP_MODE_EPOLL = 0,
+	/* A thread per connection: handlers and streams may block (on an
+	 * upstream, a queue) without stalling anyone else; needed for
+	 * aam_http_respond_stream().  max_conns bounds the threads. */
+	AAM_HTTP_MODE_THREAD_PER_CONN = 1,
 };
 
 struct aam_http_config {
@@ -94,6 +131,7 @@ struct aam_http_config {
 	unsigned max_conns; /* 0: AAM_HTTP_DEFAULT_MAX_CONN */
 	unsigned threads;   /* 0 or 1: one epoll thread; more: a thread pool */
 	const char *name;   /* for log lines ("attest"); NULL: "http" */
+	enum aam_http_mode mode;
 };
 
 /*
@@ -136,5 +174,57 @@ int aam_http_respond_error(struct aam_http_response *resp, unsigned status, cons
 
 /* The HTTP status that suits an aam_err code (400, 404, 413, 500, 503, ...). */
 unsigned aam_http_status_for_err(int err);
+
+/* ---- streaming responses ------------------------------------------------ */
+
+typedef void (*aam_http_stream_fn)(void *arg, struct aam_http_stream *st);
+
+/*
+ * Makes RESP a streaming response produced by RUN(ARG, stream) on a new
+ * thread after the handler returns.  ARG belongs to RUN from then on
+ * (RUN is always called, also when the client has already gone, so it
+ * can free ARG).  AAM_E_INVAL for NULL arguments or a second call.
+ */
+int aam_http_respond_stream(struct aam_http_response *resp, aam_http_stream_fn run, void *arg);
+
+/*
+ * The request, valid until RUN returns: method, path, body, client
+ * address, and aam_http_request_header() / aam_http_request_query() on it
+ * (answered from a copy taken when the stream started).
+ */
+const struct aam_http_request *aam_http_stream_request(const struct aam_http_stream *st);
+
+/*
+ * Starts the response: STATUS, CONTENT_TYPE (NULL: application/json) and
+ * N extra headers (copied; names and values without CR/LF).  Once only:
+ * AAM_E_INVAL the second time; AAM_E_CLOSED when the client has gone.
+ */
+int aam_http_stream_head(struct aam_http_stream *st, unsigned status,
+                         const struct aam_http_header *h, size_t n, const char *content_type);
+
+/*
+ * Queues N bytes of body and returns once they fit in the bounded queue
+ * (they are then on their way; call again for more).  Blocks while the
+ * client is slow.  AAM_E_CLOSED when the client has gone or the server is
+ * stopping (stop producing then), AAM_E_INVAL before the head.
+ */
+int aam_http_stream_write(struct aam_http_stream *st, const void *p, size_t n);
+
+/*
+ * Ends the body now (RUN returning does the same): the client sees the
+ * end of the response while RUN goes on with bookkeeping.  Writes after
+ * it fail with AAM_E_CLOSED.
+ */
+void aam_http_stream_end(struct aam_http_stream *st);
+
+/* Whether the client has gone (a write would fail with AAM_E_CLOSED). */
+bool aam_http_stream_closed(struct aam_http_stream *st);
+
+/*
+ * A whole buffered answer through a stream that has no head yet: STATUS,
+ * CONTENT_TYPE and BODY, then the end.  For errors found before streaming.
+ */
+int aam_http_stream_respond(struct aam_http_stream *st, unsigned status, const char *content_type,
+                            const void *body, size_t len);
 
 #endif /* AAM_COMMON_HTTP_H */

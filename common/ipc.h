@@ -81,8 +81,8 @@ struct aam_ipc_replier;
 /*
  * Called on a worker thread for each request frame (PING is answered by
  * the server itself).  Requests run concurrently, up to max_inflight per
- * connection.  If the handler returns an error code without having sent a
- * final reply, the server sends an error frame with that code; if it
+ * connection and up to the pool's thread cap (see max_workers).  If the handler returns an error
+ * code without having sent a final reply, the server sends an error frame with that code; if it
  * returns AAM_OK on the request's last frame without a final reply, the
  * server answers AAM_E_INTERNAL.  Either way every request is answered.
  */
@@ -106,6 +106,16 @@ struct aam_ipc_server_config {
 	int frame_timeout_ms;     /* mid-frame stall; 0: AAM_IPC_FRAME_TIMEOUT_MS */
 	int write_timeout_ms;     /* a peer not reading its replies; 0: 5000 */
 	size_t max_queued;        /* request bytes queued per request; 0: 4 MiB */
+	/*
+	 * Handlers run on a pool of worker threads owned by this server, so
+	 * servers (one per peer role in aam-vault) never take each other's
+	 * threads.  Up to WORKERS threads stay alive once started; when all
+	 * are busy the pool grows on demand up to MAX_WORKERS, and threads
+	 * beyond WORKERS exit after a few idle seconds.  Past MAX_WORKERS,
+	 * admitted requests wait in a FIFO queue for the next free thread.
+	 */
+	unsigned workers;     /* 0: 4 per online CPU, within [4, 64] */
+	unsigned max_workers; /* 0: 256 (never below WORKERS) */
 };
 
 /*

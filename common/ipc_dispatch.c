@@ -1,9 +1,10 @@
 /*
  * IPC server, per connection: one reader thread reads frames and routes
- * them by request id; each admitted request gets a detached worker thread
- * that feeds its frames, in order, to the handler.  Everything is
- * bounded: requests in flight, open request streams, bytes queued per
- * request, and the time a frame may take once it has started.
+ * them by request id; an admitted request is run by the server's worker
+ * pool (ipc_pool.c), which feeds its frames, in order, to the handler.
+ * Everything is bounded: requests in flight, open request streams, bytes
+ * queued per request, worker threads, and the time a frame may take once
+ * it has started.
  */
 #include "common/ipc.h"
 #include "common/ipc_internal.h"
@@ -56,11 +57,28 @@ req_free(struct aam_ipc_replier *q)
 	free(q);
 }
 
-/* Whether nobody will touch Q again: its input and its worker are both done. */
+/* Whether nobody will touch Q again: its input and its handling are both over. */
 static bool
 req_finished(const struct aam_ipc_replier *q)
 {
-	return q->input_done && (!q->has_worker || q->worker_done);
+	return q->input_done && (!q->admitted || q->handled);
+}
+
+/*
+ * Whether Q must now go to the pool: it is admitted, nobody holds it, and
+ * it has something to do (a frame, or the end of its input, or a dead
+ * connection to clean up after).  Marks it scheduled; the caller holds
+ * c->mu and submits Q, which stays alive until a worker has handled it.
+ */
+static bool
+req_claim(struct aam_ipc_conn *c, struct aam_ipc_replier *q)
+{
+	if (!q->admitted || q->handled || q->scheduled)
+		return false;
+	if (q->head == NULL && !q->input_done && !atomic_load(&c->dead))
+		return false;
+	q->scheduled = true;
+	return true;
 }
 
 static struct aam_ipc_replier *
@@ -75,21 +93,28 @@ req_find(struct aam_ipc_conn *c, uint32_t id)
 
 /* ---- workers ----------------------------------------------------------- */
 
-static void *
-worker_main(void *arg)
+void
+aam_ipc_req_run(struct aam_ipc_replier *q)
 {
-	struct aam_ipc_replier *q = arg;
 	struct aam_ipc_conn *c = q->conn;
 	const struct aam_ipc_server_config *cfg = &c->srv->cfg;
 	bool cut_short = false, aborted = false;
 
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		while (q->head == NULL && !q->input_done && !atomic_load(&c->dead))
-			pthread_cond_wait(&c->cond, &c->mu);
 		if (atomic_load(&c->dead))
 			break;
 		if (q->head == NULL) {
+			if (!q->input_done) {
+				/*
+				 * Waiting for the client's next frame would pin a
+				 * pool thread on a slow peer: let go, the reader
+				 * schedules the request again when a frame comes.
+				 */
+				q->scheduled = false;
+				pthread_mutex_unlock(&c->mu);
+				return;
+			}
 			/* Input ended before the request's last frame. */
 			cut_short = true;
 			aborted = q->aborted;
@@ -126,7 +151,7 @@ worker_main(void *arg)
 	}
 
 	pthread_mutex_lock(&c->mu);
-	q->worker_done = true;
+	q->handled = true;
 	q->draining = true;
 	c->inflight--;
 	struct aam_ipc_qframe *left = q->head;
@@ -141,7 +166,6 @@ worker_main(void *arg)
 	aam_ipc_conn_unref_unlock(c);
 	frames_free(left);
 	req_free(done);
-	return NULL;
 }
 
 /* ---- reader ------------------------------------------------------------ */
@@ -182,12 +206,17 @@ dispatch(struct aam_ipc_conn *c, const struct aam_ipc_hdr *h, uint8_t *payload, 
 			q->queued = 0;
 			q->input_done = true;
 			q->aborted = true;
+			bool run = false;
 			if (req_finished(q)) {
 				req_unlink(c, q);
 				done = q;
+			} else {
+				run = req_claim(c, q);
 			}
 			pthread_cond_broadcast(&c->cond);
 			pthread_mutex_unlock(&c->mu);
+			if (run)
+				aam_ipc_pool_submit(&c->srv->pool, q);
 			frames_free(left);
 			free(payload);
 			req_free(done);
@@ -216,15 +245,19 @@ dispatch(struct aam_ipc_conn *c, const struct aam_ipc_hdr *h, uint8_t *payload, 
 			q->tail = f;
 			q->queued += h->len;
 		}
-		if (final) {
+		if (final)
 			q->input_done = true;
-			if (req_finished(q)) {
-				req_unlink(c, q);
-				done = q;
-			}
+		bool run = false;
+		if (req_finished(q)) {
+			req_unlink(c, q);
+			done = q;
+		} else {
+			run = req_claim(c, q);
 		}
 		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->mu);
+		if (run)
+			aam_ipc_pool_submit(&c->srv->pool, q);
 		free(payload);
 		req_free(done);
 		return AAM_OK;
@@ -268,6 +301,7 @@ dispatch(struct aam_ipc_conn *c, const struct aam_ipc_hdr *h, uint8_t *payload, 
 	c->reqs = q;
 	c->nreqs++;
 	int refuse = 0;
+	bool run = false;
 	if (h->type == AAM_IPC_PING) {
 		refuse = AAM_E_INVAL; /* a streamed PING means nothing */
 	} else if (c->inflight >= cfg->max_inflight) {
@@ -279,26 +313,10 @@ dispatch(struct aam_ipc_conn *c, const struct aam_ipc_hdr *h, uint8_t *payload, 
 		q->head = q->tail = f;
 		q->queued = h->len;
 		f = NULL;
-		q->has_worker = true;
+		q->admitted = true;
 		c->inflight++;
 		c->refs++;
-		pthread_t t;
-		pthread_attr_t attr;
-		int trc = pthread_attr_init(&attr);
-		if (trc == 0) {
-			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-			trc = pthread_create(&t, &attr, worker_main, q);
-			pthread_attr_destroy(&attr);
-		}
-		if (trc != 0) {
-			q->has_worker = false;
-			c->inflight--;
-			c->refs--;
-			frames_free(q->head);
-			q->head = q->tail = NULL;
-			q->queued = 0;
-			refuse = AAM_E_BUSY;
-		}
+		run = req_claim(c, q);
 	}
 	if (refuse != 0) {
 		/* Answered now; later frames of the request are discarded. */
@@ -309,6 +327,9 @@ dispatch(struct aam_ipc_conn *c, const struct aam_ipc_hdr *h, uint8_t *payload, 
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
+	/* Submitted outside c->mu, so the worker it wakes finds the lock free. */
+	if (run)
+		aam_ipc_pool_submit(&c->srv->pool, q);
 	if (refuse != 0)
 		aam_ipc_conn_write_error(c, h->id, h->type, refuse, NULL);
 	free(f);
@@ -351,8 +372,9 @@ aam_ipc_conn_reader(void *arg)
 		aam_ipc_conn_kill(c);
 
 	/*
-	 * No more input.  Requests still receiving frames are cut short;
-	 * their workers notice and end.  Requests without a worker go now.
+	 * No more input.  Requests still receiving frames are cut short: the
+	 * pool runs them once more to answer (or, on a dead connection, just
+	 * to end them).  Requests that were never admitted go now.
 	 */
 	struct aam_ipc_replier *done = NULL;
 	pthread_mutex_lock(&c->mu);
@@ -363,6 +385,8 @@ aam_ipc_conn_reader(void *arg)
 			req_unlink(c, q);
 			q->next = done;
 			done = q;
+		} else if (req_claim(c, q)) {
+			aam_ipc_pool_submit(&c->srv->pool, q);
 		}
 	}
 	pthread_cond_broadcast(&c->cond);

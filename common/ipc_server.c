@@ -68,6 +68,17 @@ aam_ipc_conn_kill(struct aam_ipc_conn *c)
 
 /* ---- server ------------------------------------------------------------ */
 
+/* Warm pool size: a few threads per CPU, since handlers mostly wait on the token. */
+static unsigned
+default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	unsigned w = 4u * (unsigned)(n > 16 ? 16 : n);
+	return w < 4 ? 4 : w > 64 ? 64 : w;
+}
+
 int
 aam_ipc_server_new(const struct aam_ipc_server_config *cfg, int listen_fd,
                    struct aam_ipc_server **out)
@@ -89,11 +100,25 @@ aam_ipc_server_new(const struct aam_ipc_server_config *cfg, int listen_fd,
 		s->cfg.write_timeout_ms = 5000;
 	if (s->cfg.max_queued == 0)
 		s->cfg.max_queued = 4u * 1024 * 1024;
+	if (s->cfg.workers == 0)
+		s->cfg.workers = default_workers();
+	if (s->cfg.max_workers == 0)
+		s->cfg.max_workers = 256;
+	if (s->cfg.max_workers < s->cfg.workers)
+		s->cfg.max_workers = s->cfg.workers;
 	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
 		free(s);
 		return AAM_E_IO;
 	}
 	if (aam_ipc_cond_init(&s->cond) != AAM_OK) {
+		close(s->wake[0]);
+		close(s->wake[1]);
+		free(s);
+		return AAM_E_NOMEM;
+	}
+	if (aam_ipc_pool_init(&s->pool, s->cfg.workers, s->cfg.max_workers, aam_ipc_req_run) !=
+	    AAM_OK) {
+		pthread_cond_destroy(&s->cond);
 		close(s->wake[0]);
 		close(s->wake[1]);
 		free(s);
@@ -193,7 +218,7 @@ aam_ipc_server_stop(struct aam_ipc_server *s)
 	errno = saved;
 }
 
-/* Closes every connection and waits until their threads are gone. */
+/* Closes every connection and waits until their requests are all handled. */
 static void
 close_all(struct aam_ipc_server *s)
 {
@@ -238,6 +263,8 @@ aam_ipc_server_free(struct aam_ipc_server *s)
 		return;
 	aam_ipc_server_stop(s);
 	close_all(s);
+	/* Every connection is gone, so no request is left for the workers. */
+	aam_ipc_pool_uninit(&s->pool);
 	if (s->lfd >= 0)
 		close(s->lfd);
 	close(s->wake[0]);

@@ -52,3 +52,10 @@ if [ -f "$here/tests/e2e/package-lock.json" ]; then
 		(cd "$here/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error)
 	fi
 fi
+# The MCP tests (tests/mcp): the official MCP SDK, from its committed lock file.
+if [ -f "$here/tests/mcp/package-lock.json" ]; then
+	if [ ! -d "$here/tests/mcp/node_modules" ] ||
+		[ "$here/tests/mcp/package-lock.json" -nt "$here/tests/mcp/node_modules/.package-lock.json" ]; then
+		(cd "$here/tests/mcp" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+fi

@@ -30,9 +30,78 @@ static const struct keydef KEYS[4] = {
 
 /* ---- Signatures ------------------------------------------------------- */
 
-static bool
-ecdsa_verify_raw(EVP_PKEY *pkey, const uint8_t digest[32], const uint8_t rs[64])
+/* A context ready to verify with PKEY; NULL when OpenSSL cannot make one. */
+static EVP_PKEY_CTX *
+verify_ctx_new(EVP_PKEY *pkey)
 {
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pkey, NULL);
+	if (ctx != NULL && EVP_PKEY_verify_init(ctx) != 1) {
+		EVP_PKEY_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+/*
+ * A verification context for key ID's current public key PKEY: a spare
+ * one when there is one, else a new one.  Spares made for an earlier key
+ * (before a rotation) are freed on the way.
+ */
+static EVP_PKEY_CTX *
+verify_ctx_get(struct vault_store *s, enum vault_key_id id, EVP_PKEY *pkey)
+{
+	EVP_PKEY_CTX *ctx = NULL, *stale[VAULT_VERIFY_SPARE];
+	size_t nstale = 0, keep = 0;
+	pthread_mutex_lock(&s->verify_lock);
+	EVP_PKEY_CTX **spare = s->verify_spare[id];
+	for (size_t i = 0; i < s->nverify_spare[id]; i++) {
+		if (EVP_PKEY_CTX_get0_pkey(spare[i]) != pkey)
+			stale[nstale++] = spare[i];
+		else
+			spare[keep++] = spare[i];
+	}
+	if (keep > 0)
+		ctx = spare[--keep];
+	s->nverify_spare[id] = keep;
+	pthread_mutex_unlock(&s->verify_lock);
+	for (size_t i = 0; i < nstale; i++)
+		EVP_PKEY_CTX_free(stale[i]);
+	return ctx != NULL ? ctx : verify_ctx_new(pkey);
+}
+
+/* Keeps CTX for the next signature with key ID, or frees it if enough are kept. */
+static void
+verify_ctx_put(struct vault_store *s, enum vault_key_id id, EVP_PKEY_CTX *ctx)
+{
+	if (ctx == NULL)
+		return;
+	pthread_mutex_lock(&s->verify_lock);
+	if (s->nverify_spare[id] < VAULT_VERIFY_SPARE) {
+		s->verify_spare[id][s->nverify_spare[id]++] = ctx;
+		ctx = NULL;
+	}
+	pthread_mutex_unlock(&s->verify_lock);
+	EVP_PKEY_CTX_free(ctx);
+}
+
+void
+vault_verify_spares_clear(struct vault_store *s)
+{
+	pthread_mutex_lock(&s->verify_lock);
+	for (size_t id = 0; id < 2; id++) {
+		for (size_t i = 0; i < s->nverify_spare[id]; i++)
+			EVP_PKEY_CTX_free(s->verify_spare[id][i]);
+		s->nverify_spare[id] = 0;
+	}
+	pthread_mutex_unlock(&s->verify_lock);
+}
+
+/* Verifies the raw r||s signature RS over DIGEST with CTX (from verify_ctx_*). */
+static bool
+ecdsa_verify_raw(EVP_PKEY_CTX *ctx, const uint8_t digest[32], const uint8_t rs[64])
+{
+	if (ctx == NULL)
+		return false;
 	bool ok = false;
 	ECDSA_SIG *sig = ECDSA_SIG_new();
 	BIGNUM *r = BN_bin2bn(rs, 32, NULL), *sv = BN_bin2bn(rs + 32, 32, NULL);
@@ -44,10 +113,9 @@ ecdsa_verify_raw(EVP_PKEY *pkey, const uint8_t digest[32], const uint8_t rs[64])
 	}
 	unsigned char *der = NULL;
 	int dl = i2d_ECDSA_SIG(sig, &der);
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pkey, NULL);
-	if (dl > 0 && ctx != NULL && EVP_PKEY_verify_init(ctx) == 1)
+	/* An initialised context verifies any number of times: ECDSA keeps no state in it. */
+	if (dl > 0)
 		ok = EVP_PKEY_verify(ctx, der, (size_t)dl, digest, 32) == 1;
-	EVP_PKEY_CTX_free(ctx);
 	OPENSSL_free(der);
 	ECDSA_SIG_free(sig);
 	return ok;
@@ -71,16 +139,17 @@ sign_fn(struct vault_store *s, CK_OBJECT_HANDLE h, void *vctx)
 	return aam_p11_sign_ecdsa_p256(s->p11, h, c->digest, c->sig);
 }
 
+/* Signs DIGEST with the private key LABEL and checks the result with VCTX. */
 static int
-sign_verified(struct vault_store *s, const char *label, EVP_PKEY *pkey, const uint8_t digest[32],
-              uint8_t sig[64])
+sign_verified(struct vault_store *s, const char *label, EVP_PKEY_CTX *vctx,
+              const uint8_t digest[32], uint8_t sig[64])
 {
 	struct sign_ctx c = {.digest = digest, .sig = sig};
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int rc = vault_with_key(s, CKO_PRIVATE_KEY, label, sign_fn, &c);
 		if (rc != AAM_OK)
 			return rc;
-		if (ecdsa_verify_raw(pkey, digest, sig))
+		if (ecdsa_verify_raw(vctx, digest, sig))
 			return AAM_OK;
 		aam_log(AAM_LOG_WARN, "vault.sign_bad_signature", AAM_F_STR("key", label),
 		        AAM_F_INT("attempt", attempt + 1));
@@ -103,7 +172,9 @@ vault_sign(struct vault_store *s, enum vault_key_id id, const uint8_t digest[32]
 	EVP_PKEY *pkey = s->ec[id].pkey;
 	EVP_PKEY_up_ref(pkey);
 	pthread_mutex_unlock(&s->lock);
-	int rc = sign_verified(s, vault_key_label(id), pkey, digest, sig_rs);
+	EVP_PKEY_CTX *vctx = verify_ctx_get(s, id, pkey);
+	int rc = sign_verified(s, vault_key_label(id), vctx, digest, sig_rs);
+	verify_ctx_put(s, id, vctx);
 	EVP_PKEY_free(pkey);
 	return rc;
 }
@@ -173,7 +244,9 @@ check_ec_pair(struct vault_store *s, const char *label, CK_OBJECT_HANDLE priv, c
 	/* The pair must match: a swapped public key would publish a key nobody signs with. */
 	uint8_t digest[32], sig[64];
 	RAND_bytes(digest, sizeof(digest));
-	rc = sign_verified(s, label, pkey, digest, sig);
+	EVP_PKEY_CTX *vctx = verify_ctx_new(pkey);
+	rc = sign_verified(s, label, vctx, digest, sig);
+	EVP_PKEY_CTX_free(vctx);
 	EVP_PKEY_free(pkey);
 	if (rc != AAM_OK) {
 		vault_errf(err, errlen,

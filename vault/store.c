@@ -124,6 +124,7 @@ vault_store_open(const struct vault_store_config *cfg, struct vault_store **out,
 	if (s == NULL)
 		return AAM_E_NOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->verify_lock, NULL);
 
 	struct aam_p11_config pc = {
 	        .module = cfg->module,
@@ -198,8 +199,10 @@ vault_store_close(struct vault_store *s)
 		return;
 	vault_cache_clear(s);
 	vault_keys_unload(s);
+	vault_verify_spares_clear(s);
 	aam_db_close(s->db);
 	aam_p11_close(s->p11);
+	pthread_mutex_destroy(&s->verify_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -20,6 +20,8 @@
 #define VAULT_BLOB_MAX (AAM_SECRET_MAX + 128)
 /* Entries in the optional decrypted-secret cache. */
 #define VAULT_CACHE_MAX 256
+/* Spare signature-verification contexts kept per EC key (keycheck.c). */
+#define VAULT_VERIFY_SPARE 16
 
 struct vault_ec_state {
 	EVP_PKEY *pkey; /* the current public key, to verify every signature */
@@ -52,6 +54,18 @@ struct vault_store {
 	unsigned cache_ttl;
 	struct vault_cache_entry cache[VAULT_CACHE_MAX];
 	size_t ncache;
+
+	/*
+	 * Verification contexts kept between signatures, per EC key, so that
+	 * each signature is checked without setting up a context.  Each one
+	 * holds a reference to the public key it was made for: one left over
+	 * from a rotated key is recognised by that key and dropped, never
+	 * used for the new one.  Under its own lock, apart from LOCK, which
+	 * SQLite work holds for long.
+	 */
+	pthread_mutex_t verify_lock;
+	EVP_PKEY_CTX *verify_spare[2][VAULT_VERIFY_SPARE];
+	size_t nverify_spare[2];
 };
 
 /*
@@ -75,6 +89,8 @@ void vault_keys_unload(struct vault_store *s);
 int vault_keys_recover(struct vault_store *s);
 /* keycheck.c: how many of the four AAM keys are present (private or secret key object). */
 int vault_keys_count(struct vault_store *s, size_t *n, const char **missing);
+/* keycheck.c: frees the spare verification contexts (at close). */
+void vault_verify_spares_clear(struct vault_store *s);
 /* SubjectPublicKeyInfo, kid and point from an uncompressed P-256 point. */
 void vault_pubkey_from_point(const uint8_t point[65], struct vault_pubkey *out);
 

@@ -11,8 +11,8 @@
 
 /* Weak references: a NULL entry is a subcommand not built into this binary. */
 static const struct aamctl_cmd *const commands[] = {
-        &aamctl_cmd_policy,   &aamctl_cmd_keys,  &aamctl_cmd_secret,
-        &aamctl_cmd_workload, &aamctl_cmd_audit, &aamctl_cmd_import,
+        &aamctl_cmd_policy, &aamctl_cmd_keys,   &aamctl_cmd_secret, &aamctl_cmd_workload,
+        &aamctl_cmd_audit,  &aamctl_cmd_import, &aamctl_cmd_key,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -29,5 +29,6 @@ extern const struct aamctl_cmd aamctl_cmd_secret __attribute__((weak));
 extern const struct aamctl_cmd aamctl_cmd_workload __attribute__((weak));
 extern const struct aamctl_cmd aamctl_cmd_audit __attribute__((weak));
 extern const struct aamctl_cmd aamctl_cmd_import __attribute__((weak));
+extern const struct aamctl_cmd aamctl_cmd_key __attribute__((weak));
 
 #endif

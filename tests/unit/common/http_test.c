@@ -512,6 +512,437 @@ test_status_mapping(void **state)
 	assert_int_equal(aam_http_status_for_err(AAM_E_DB), 500);
 }
 
+/* ---- prefix routes and streaming ------------------------------------------ */
+
+static int
+on_path(void *ctx, const struct aam_http_request *req, struct aam_http_response *resp)
+{
+	(void)ctx;
+	json_t *j = json_pack("{s:s,s:s}", "path", req->path, "method", req->method);
+	int rc = aam_http_respond_json(resp, 200, j);
+	json_decref(j);
+	return rc;
+}
+
+static int
+on_exact(void *ctx, const struct aam_http_request *req, struct aam_http_response *resp)
+{
+	(void)ctx;
+	(void)req;
+	return aam_http_respond_error(resp, 409, "exact", "The exact route.");
+}
+
+/* What the stream producers saw, shared with the test thread. */
+struct sapp {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int runs;          /* producers that ran (and freed their argument) */
+	int acks;          /* chunks the client has received */
+	int closed_seen;   /* producers that got AAM_E_CLOSED */
+	int waited_ack;    /* producers whose wait for the client's ack succeeded */
+	char seen_hdr[64]; /* X-Test as the producer read it */
+	char seen_q[64];
+	size_t seen_len;
+};
+
+static struct sapp *g_sapp;
+
+static void
+sapp_note(int *field)
+{
+	pthread_mutex_lock(&g_sapp->mu);
+	(*field)++;
+	pthread_cond_broadcast(&g_sapp->cv);
+	pthread_mutex_unlock(&g_sapp->mu);
+}
+
+/* Waits up to MS for *FIELD >= N. */
+static bool
+sapp_wait(int *field, int n, int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&g_sapp->mu);
+	while (*field < n)
+		if (pthread_cond_timedwait(&g_sapp->cv, &g_sapp->mu, &ts) != 0)
+			break;
+	bool ok = *field >= n;
+	pthread_mutex_unlock(&g_sapp->mu);
+	return ok;
+}
+
+enum smode { S_EVENTS, S_BUFFERED, S_NOHEAD, S_UNTIL_CLOSED, S_LATE_HEAD, S_BIG };
+
+struct sarg {
+	enum smode mode;
+};
+
+static void
+stream_run(void *arg, struct aam_http_stream *st)
+{
+	struct sarg *a = arg;
+	enum smode mode = a->mode;
+	free(a);
+	const struct aam_http_request *req = aam_http_stream_request(st);
+	const char *h = aam_http_request_header(req, "x-test");
+	const char *q = aam_http_request_query(req, "q");
+	pthread_mutex_lock(&g_sapp->mu);
+	snprintf(g_sapp->seen_hdr, sizeof(g_sapp->seen_hdr), "%s", h != NULL ? h : "");
+	snprintf(g_sapp->seen_q, sizeof(g_sapp->seen_q), "%s", q != NULL ? q : "");
+	g_sapp->seen_len = req->body_len;
+	pthread_mutex_unlock(&g_sapp->mu);
+
+	struct aam_http_header hd[] = {{"Cache-Control", "no-cache"}};
+	int rc = AAM_OK;
+	switch (mode) {
+	case S_EVENTS:
+		/* Each event must reach the client before the next is written. */
+		rc = aam_http_stream_head(st, 200, hd, 1, "text/event-stream");
+		for (int i = 0; rc == AAM_OK && i < 3; i++) {
+			char ev[32];
+			int n = snprintf(ev, sizeof(ev), "data: %d\n\n", i);
+			rc = aam_http_stream_write(st, ev, (size_t)n);
+			if (rc == AAM_OK && sapp_wait(&g_sapp->acks, i + 1, 3000))
+				sapp_note(&g_sapp->waited_ack);
+		}
+		if (rc == AAM_OK)
+			assert_int_equal(aam_http_stream_head(st, 200, NULL, 0, NULL), AAM_E_INVAL);
+		break;
+	case S_BUFFERED:
+		rc = aam_http_stream_respond(st, 201, "text/plain", "whole", 5);
+		assert_int_equal(aam_http_stream_write(st, "x", 1), AAM_E_CLOSED);
+		break;
+	case S_NOHEAD:
+		assert_int_equal(aam_http_stream_write(st, "x", 1), AAM_E_INVAL);
+		break;
+	case S_UNTIL_CLOSED:
+		rc = aam_http_stream_head(st, 200, NULL, 0, "text/event-stream");
+		for (int i = 0; rc == AAM_OK && i < 500; i++) {
+			rc = aam_http_stream_write(st, "data: tick\n\n", 12);
+			usleep(10 * 1000);
+		}
+		break;
+	case S_LATE_HEAD:
+		usleep(700 * 1000);
+		rc = aam_http_stream_head(st, 200, NULL, 0, NULL);
+		break;
+	case S_BIG: {
+		rc = aam_http_stream_head(st, 200, NULL, 0, "application/octet-stream");
+		static uint8_t chunk[64 * 1024];
+		for (int i = 0; rc == AAM_OK && i < 64; i++) {
+			memset(chunk, 'a' + i % 26, sizeof(chunk));
+			rc = aam_http_stream_write(st, chunk, sizeof(chunk));
+		}
+		break;
+	}
+	}
+	if (rc == AAM_E_CLOSED)
+		sapp_note(&g_sapp->closed_seen);
+	sapp_note(&g_sapp->runs);
+}
+
+static int
+on_stream(void *ctx, const struct aam_http_request *req, struct aam_http_response *resp)
+{
+	(void)ctx;
+	struct sarg *a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return AAM_E_NOMEM;
+	const char *m = aam_http_request_query(req, "mode");
+	a->mode = m == NULL ? S_EVENTS : (enum smode)atoi(m);
+	int rc = aam_http_respond_stream(resp, stream_run, a);
+	assert_int_equal(aam_http_respond_stream(resp, stream_run, a), AAM_E_INVAL);
+	return rc;
+}
+
+static const struct aam_http_route sroutes[] = {
+        {"GET", "/pre/exact", on_exact},
+        {"*", "/pre/*", on_path},
+        {"POST", "/stream", on_stream},
+        {"GET", "/stream", on_stream},
+};
+
+struct sfix {
+	struct sapp app;
+	struct aam_http_server *srv;
+	uint16_t port;
+};
+
+static int
+start_stream(void **state, enum aam_http_mode mode)
+{
+	struct sfix *f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return -1;
+	pthread_mutex_init(&f->app.mu, NULL);
+	pthread_cond_init(&f->app.cv, NULL);
+	g_sapp = &f->app;
+	struct aam_http_config cfg = {
+	        .host = "127.0.0.1",
+	        .routes = sroutes,
+	        .nroutes = sizeof(sroutes) / sizeof(sroutes[0]),
+	        .max_body = 4096,
+	        .name = "stream-test",
+	        .mode = mode,
+	};
+	if (aam_http_server_start(&cfg, &f->srv) != AAM_OK)
+		return -1;
+	f->port = aam_http_server_port(f->srv);
+	*state = f;
+	return 0;
+}
+
+static int
+setup_tpc(void **state)
+{
+	return start_stream(state, AAM_HTTP_MODE_THREAD_PER_CONN);
+}
+
+static int
+setup_epoll_stream(void **state)
+{
+	return start_stream(state, AAM_HTTP_MODE_EPOLL);
+}
+
+static int
+teardown_stream(void **state)
+{
+	struct sfix *f = *state;
+	aam_http_server_stop(f->srv);
+	pthread_cond_destroy(&f->app.cv);
+	pthread_mutex_destroy(&f->app.mu);
+	g_sapp = NULL;
+	free(f);
+	return 0;
+}
+
+static void
+test_prefix_routes(void **state)
+{
+	struct sfix *f = *state;
+	struct reply r;
+	assert_int_equal(request(f->port, "DELETE", "/pre/a/b.c", NULL, 0, false, &r), CURLE_OK);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(aam_buf_cstr(&r.body),
+	                    "{\"method\":\"DELETE\",\"path\":\"/pre/a/b.c\"}");
+	reply_free(&r);
+	/* An earlier exact route wins over the prefix. */
+	assert_int_equal(request(f->port, "GET", "/pre/exact", NULL, 0, false, &r), CURLE_OK);
+	assert_int_equal(r.status, 409);
+	reply_free(&r);
+	/* ...but only for its method. */
+	assert_int_equal(request(f->port, "POST", "/pre/exact", "x", 1, false, &r), CURLE_OK);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	/* The prefix itself without its trailing slash is another path. */
+	assert_int_equal(request(f->port, "GET", "/pre", NULL, 0, false, &r), CURLE_OK);
+	assert_int_equal(r.status, 404);
+	reply_free(&r);
+}
+
+struct sclient {
+	struct aam_buf body;
+	int stop_after; /* abort after this many chunks; 0: never */
+	int chunks;
+	char ctype[64];
+	long clen;
+};
+
+static size_t
+sclient_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct sclient *c = ud;
+	if (aam_buf_append(&c->body, p, size * n) != AAM_OK)
+		return 0;
+	c->chunks++;
+	if (g_sapp != NULL)
+		sapp_note(&g_sapp->acks);
+	if (c->stop_after > 0 && c->chunks >= c->stop_after)
+		return 0; /* abort the transfer: the client goes away */
+	return size * n;
+}
+
+static CURLcode
+stream_request(uint16_t port, const char *query, struct sclient *sc, long *status, long timeout_ms)
+{
+	char url[256];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/stream%s", (unsigned)port, query);
+	aam_buf_init(&sc->body, 8u << 20);
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = curl_slist_append(NULL, "X-Test: hello");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "abc");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sclient_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, sc);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	CURLcode rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	const char *ct = NULL;
+	curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+	snprintf(sc->ctype, sizeof(sc->ctype), "%s", ct != NULL ? ct : "");
+	curl_off_t cl = -1;
+	curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+	sc->clen = (long)cl;
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
+/* Events arrive one by one: the producer waits for each before the next. */
+static void
+test_stream_incremental(void **state)
+{
+	struct sfix *f = *state;
+	struct sclient sc = {0};
+	long status = 0;
+	assert_int_equal(stream_request(f->port, "?q=x%20y", &sc, &status, 10000), CURLE_OK);
+	assert_int_equal(status, 200);
+	assert_string_equal(sc.ctype, "text/event-stream");
+	assert_string_equal(aam_buf_cstr(&sc.body), "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+	assert_true(sapp_wait(&f->app.runs, 1, 2000));
+	assert_int_equal(f->app.waited_ack, 3);
+	assert_int_equal(sc.clen, -1); /* chunked, not buffered */
+	/* The producer read the request from its own thread. */
+	assert_string_equal(f->app.seen_hdr, "hello");
+	assert_string_equal(f->app.seen_q, "x y");
+	assert_int_equal(f->app.seen_len, 3);
+	aam_buf_uninit(&sc.body);
+}
+
+/* A producer that finishes at once is answered with a Content-Length. */
+static void
+test_stream_buffered(void **state)
+{
+	struct sfix *f = *state;
+	struct sclient sc = {0};
+	long status = 0;
+	assert_int_equal(stream_request(f->port, "?mode=1", &sc, &status, 5000), CURLE_OK);
+	assert_int_equal(status, 201);
+	assert_string_equal(aam_buf_cstr(&sc.body), "whole");
+	assert_string_equal(sc.ctype, "text/plain");
+	assert_true(sapp_wait(&f->app.runs, 1, 2000));
+	aam_buf_uninit(&sc.body);
+}
+
+static void
+test_stream_no_head_is_500(void **state)
+{
+	struct sfix *f = *state;
+	struct sclient sc = {0};
+	long status = 0;
+	assert_int_equal(stream_request(f->port, "?mode=2", &sc, &status, 5000), CURLE_OK);
+	assert_int_equal(status, 500);
+	assert_non_null(strstr(aam_buf_cstr(&sc.body), "\"internal\""));
+	assert_true(sapp_wait(&f->app.runs, 1, 2000));
+	aam_buf_uninit(&sc.body);
+}
+
+/* The client goes away mid-stream: the producer's next writes fail. */
+static void
+test_stream_client_disconnect(void **state)
+{
+	struct sfix *f = *state;
+	struct sclient sc = {.stop_after = 2};
+	long status = 0;
+	assert_int_equal(stream_request(f->port, "?mode=3", &sc, &status, 5000), CURLE_WRITE_ERROR);
+	assert_true(sapp_wait(&f->app.closed_seen, 1, 3000));
+	assert_true(sapp_wait(&f->app.runs, 1, 1000));
+	aam_buf_uninit(&sc.body);
+}
+
+/* The client gives up before the head: the head reports the closed stream. */
+static void
+test_stream_gone_before_head(void **state)
+{
+	struct sfix *f = *state;
+	struct sclient sc = {0};
+	long status = 0;
+	assert_int_equal(stream_request(f->port, "?mode=4", &sc, &status, 200),
+	                 CURLE_OPERATION_TIMEDOUT);
+	assert_true(sapp_wait(&f->app.runs, 1, 3000));
+	assert_int_equal(f->app.closed_seen, 1);
+	aam_buf_uninit(&sc.body);
+}
+
+/* Far more than the queue holds goes through intact. */
+static void
+test_stream_big(void **state)
+{
+	struct sfix *f = *state;
+	struct sclient sc = {0};
+	long status = 0;
+	assert_int_equal(stream_request(f->port, "?mode=5", &sc, &status, 20000), CURLE_OK);
+	assert_int_equal(status, 200);
+	assert_int_equal(sc.body.len, 64u * 64 * 1024);
+	for (size_t i = 0; i < 64; i++)
+		assert_int_equal(sc.body.data[i * 64 * 1024 + 1000], 'a' + i % 26);
+	aam_buf_uninit(&sc.body);
+}
+
+/* Streams need a thread per connection; the epoll mode refuses them cleanly. */
+static void
+test_stream_refused_in_epoll(void **state)
+{
+	struct sfix *f = *state;
+	struct sclient sc = {0};
+	long status = 0;
+	assert_int_equal(stream_request(f->port, "", &sc, &status, 5000), CURLE_OK);
+	assert_int_equal(status, 500);
+	assert_true(sapp_wait(&f->app.runs, 1, 1000)); /* RUN still ran, to free its argument */
+	assert_int_equal(f->app.closed_seen, 1);
+	aam_buf_uninit(&sc.body);
+}
+
+struct bg {
+	uint16_t port;
+	CURLcode rc;
+};
+
+static void *
+bg_stream(void *p)
+{
+	struct bg *b = p;
+	struct sclient sc = {0};
+	long status = 0;
+	b->rc = stream_request(b->port, "?mode=3", &sc, &status, 10000);
+	aam_buf_uninit(&sc.body);
+	return NULL;
+}
+
+/* Stopping the server with a stream in flight ends it and waits for its producer. */
+static void
+test_stream_stop_in_flight(void **state)
+{
+	(void)state;
+	void *st = NULL;
+	assert_int_equal(setup_tpc(&st), 0);
+	struct sfix *f = st;
+	struct bg b = {.port = f->port};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, bg_stream, &b), 0);
+	assert_true(sapp_wait(&f->app.acks, 2, 3000));
+	struct timespec a, z;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	aam_http_server_stop(f->srv);
+	clock_gettime(CLOCK_MONOTONIC, &z);
+	assert_true(z.tv_sec - a.tv_sec < 3);
+	/* The producer has returned by the time stop does. */
+	assert_int_equal(f->app.runs, 1);
+	assert_int_equal(f->app.closed_seen, 1);
+	pthread_join(t, NULL);
+	assert_int_not_equal(b.rc, CURLE_OK);
+	f->srv = NULL;
+	teardown_stream(&st);
+}
+
 int
 main(void)
 {
@@ -528,6 +959,20 @@ main(void)
 	        cmocka_unit_test(test_ipv6_loopback),
 	        cmocka_unit_test(test_idle_timeout),
 	        cmocka_unit_test(test_status_mapping),
+	        cmocka_unit_test_setup_teardown(test_prefix_routes, setup_tpc, teardown_stream),
+	        cmocka_unit_test_setup_teardown(test_stream_incremental, setup_tpc,
+	                                        teardown_stream),
+	        cmocka_unit_test_setup_teardown(test_stream_buffered, setup_tpc, teardown_stream),
+	        cmocka_unit_test_setup_teardown(test_stream_no_head_is_500, setup_tpc,
+	                                        teardown_stream),
+	        cmocka_unit_test_setup_teardown(test_stream_client_disconnect, setup_tpc,
+	                                        teardown_stream),
+	        cmocka_unit_test_setup_teardown(test_stream_gone_before_head, setup_tpc,
+	                                        teardown_stream),
+	        cmocka_unit_test_setup_teardown(test_stream_big, setup_tpc, teardown_stream),
+	        cmocka_unit_test_setup_teardown(test_stream_refused_in_epoll, setup_epoll_stream,
+	                                        teardown_stream),
+	        cmocka_unit_test(test_stream_stop_in_flight),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
