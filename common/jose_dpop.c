@@ -139,7 +139,7 @@ static int
 check_claims(const json_t *c, const struct aam_dpop_check *chk, int64_t now, const char **jti,
              enum aam_jose_reason *why)
 {
-	const char *htm, *htu;
+	const char *htm = NULL, *htu = NULL;
 	int rc = claim_str(c, "jti", jti, why);
 	if (rc == AAM_OK)
 		rc = claim_str(c, "htm", &htm, why);

@@ -353,7 +353,7 @@ rx_atom(struct rxc *c)
 		uint8_t tmp[32] = {0};
 		if (cls_escape(tmp, e)) {
 			uint8_t *bm = NULL;
-			if (!rx_new_class(c, &bm))
+			if (!rx_new_class(c, &bm) || bm == NULL)
 				return false;
 			memcpy(bm, tmp, 32);
 			return true;

@@ -477,9 +477,12 @@ test_refusals(void **state)
 	                                    "/v1/..;/admin",
 	                                    "/v1/x#frag",
 	                                    "/v1/x"};
-	char p[9][256];
-	for (size_t i = 0; i < 9; i++)
-		snprintf(p[i], sizeof(p[i]), "%s", url(paths[i]));
+	char p[9][512];
+	for (size_t i = 0; i < 9; i++) {
+		const char *u = url(paths[i]);
+		assert_true(strlen(u) < sizeof(p[i]));
+		memcpy(p[i], u, strlen(u) + 1);
+	}
 	struct {
 		const char *url;
 		const char *cred;

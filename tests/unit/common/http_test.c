@@ -925,6 +925,9 @@ test_stream_stop_in_flight(void **state)
 	void *st = NULL;
 	assert_int_equal(setup_tpc(&st), 0);
 	struct sfix *f = st;
+	assert_non_null(f);
+	if (f == NULL)
+		return;
 	struct bg b = {.port = f->port};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, bg_stream, &b), 0);
