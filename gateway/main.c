@@ -6,6 +6,7 @@
  *
  *   aam-gateway [-c FILE]    foreground, logs on stderr
  *   SIGHUP                   reload policies and routes
+ *   a changed policy or routes file (polled every second) reloads too
  *   SIGTERM / SIGINT         clean shutdown (streams in flight are ended)
  */
 #include <pthread.h>
@@ -13,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
 #include "aam/err.h"
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/fswatch.h"
 #include "common/log.h"
 #include "gateway/gw_int.h"
 
@@ -82,12 +85,29 @@ main(int argc, char **argv)
 	        AAM_F_STR("policies", cfg.gateway.policies),
 	        AAM_F_STR("routes", cfg.gateway.routes != NULL ? cfg.gateway.routes : "none"));
 
+	/*
+	 * Hot reload: SIGHUP, or a change of the policy files or the routes
+	 * file, seen by polling their fingerprint once a second.  A broken new
+	 * set is logged with its positions and the last good one keeps serving.
+	 */
+	const char *watched[] = {cfg.gateway.policies, cfg.gateway.routes};
+	uint64_t seen = aam_fswatch_fingerprint(watched, 2);
+	const struct timespec tick = {.tv_sec = 1};
 	for (;;) {
-		int sig = 0;
-		if (sigwait(&sigs, &sig) != 0)
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0) {
+			uint64_t now = aam_fswatch_fingerprint(watched, 2);
+			if (now != seen) {
+				seen = now;
+				aam_log(AAM_LOG_INFO, "gateway.reload",
+				        AAM_F_STR("why", "file changed"));
+				gw_reload(g);
+			}
 			continue;
+		}
 		if (sig == SIGHUP) {
-			aam_log(AAM_LOG_INFO, "gateway.reload");
+			aam_log(AAM_LOG_INFO, "gateway.reload", AAM_F_STR("why", "SIGHUP"));
+			seen = aam_fswatch_fingerprint(watched, 2);
 			gw_reload(g);
 			continue;
 		}

@@ -21,7 +21,6 @@
  * the argument relies on.  Writers are serialised by a mutex; they only
  * ever spin for the few instructions a reader spends in that window.
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -30,6 +29,7 @@
 #include <sys/stat.h>
 
 #include "aam/err.h"
+#include "common/fswatch.h"
 #include "common/log.h"
 #include "gateway/policy_internal.h"
 
@@ -179,59 +179,6 @@ gw_policy_store_reload(gw_policy_store *st, const char *const *paths, size_t npa
 	return rc;
 }
 
-static void
-sig_mix(uint64_t *h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++) {
-		*h ^= b[i];
-		*h *= 0x100000001b3ull;
-	}
-}
-
-static void
-sig_stat(uint64_t *h, const char *path)
-{
-	struct stat st;
-	sig_mix(h, path, strlen(path) + 1);
-	if (stat(path, &st) != 0) {
-		sig_mix(h, "missing", 7);
-		return;
-	}
-	int64_t v[5] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec,
-	                (int64_t)st.st_mtim.tv_nsec, (int64_t)st.st_ino, (int64_t)st.st_mode};
-	sig_mix(h, v, sizeof(v));
-}
-
-/* A fingerprint of every file a load of PATHS would read. */
-static uint64_t
-paths_signature(const char *const *paths, size_t npaths)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < npaths; i++) {
-		if (paths[i] == NULL)
-			continue;
-		sig_stat(&h, paths[i]);
-		struct stat st;
-		if (stat(paths[i], &st) != 0 || !S_ISDIR(st.st_mode))
-			continue;
-		struct dirent **names = NULL;
-		int n = scandir(paths[i], &names, NULL, alphasort);
-		for (int k = 0; k < n; k++) {
-			if (names[k]->d_name[0] != '.') {
-				char sub[4096];
-				int len = snprintf(sub, sizeof(sub), "%s/%s", paths[i],
-				                   names[k]->d_name);
-				if (len > 0 && (size_t)len < sizeof(sub))
-					sig_stat(&h, sub);
-			}
-			free(names[k]);
-		}
-		free(names);
-	}
-	return h;
-}
-
 int
 gw_policy_store_reload_if_changed(gw_policy_store *st, const char *const *paths, size_t npaths,
                                   const struct gw_policy_load_opts *opts,
@@ -242,7 +189,7 @@ gw_policy_store_reload_if_changed(gw_policy_store *st, const char *const *paths,
 	if (st == NULL || paths == NULL)
 		return AAM_E_INVAL;
 	pthread_mutex_lock(&st->rlock);
-	uint64_t sig = paths_signature(paths, npaths);
+	uint64_t sig = aam_fswatch_fingerprint(paths, npaths);
 	int rc = AAM_OK;
 	if (!st->have_sig || sig != st->sig) {
 		/*
