@@ -1,10 +1,9 @@
 /*
  * The audit hook of aam-attest.  Every token issued and every failed
- * attempt becomes one event.  Until aam-vault's AUDIT_APPEND is wired
- * (issue 8), an event is written as one structured log line
- * (event=attest.audit); the fields are already those of the future audit
- * record, and no field ever carries a token, a join token, a nonce or a
- * secret.
+ * attempt becomes one record in aam-vault's signed audit log (type
+ * attest.issue or attest.fail, docs/AUDIT.md), appended over the attest
+ * socket, and one structured log line (event=attest.audit).  No field
+ * ever carries a token, a join token, a nonce or a secret.
  */
 #ifndef AAM_ATTEST_AUDIT_H
 #define AAM_ATTEST_AUDIT_H
@@ -27,8 +26,16 @@ struct attest_audit_event {
 };
 
 /*
- * Records EV.  Returns AAM_OK once the event is durable (today: logged).
- * When the vault path exists, a failure here must stop the issuance
+ * Appends records to the vault at VAULT_SOCKET from now on (the daemon
+ * calls it at start; the connection is made on first use).  Without it,
+ * events are only logged (library use in tests).  NULL disconnects.
+ */
+int attest_audit_connect(const char *vault_socket);
+void attest_audit_close(void);
+
+/*
+ * Records EV.  Returns AAM_OK once the record is durable in the vault's
+ * log; otherwise AAM_E_AUDIT, and the caller must stop the issuance
  * (DESIGN.md invariant 6: no token without its audit record).
  */
 int attest_audit_emit(const struct attest_audit_event *ev);

@@ -14,6 +14,7 @@
 
 #include "aam/err.h"
 #include "attest/attest.h"
+#include "attest/audit.h"
 #include "attest/vault.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -67,7 +68,8 @@ main(int argc, char **argv)
 	struct attest_vault *vault = NULL;
 	struct attest_keysrc keys;
 	if (attest_vault_new(cfg.attest.vault_socket, &vault) != AAM_OK ||
-	    attest_vault_keysrc(vault, &keys) != AAM_OK)
+	    attest_vault_keysrc(vault, &keys) != AAM_OK ||
+	    attest_audit_connect(cfg.attest.vault_socket) != AAM_OK)
 		aam_fatal("attest.start", "out of memory");
 
 	struct attest_server_config sc = {
@@ -99,6 +101,7 @@ main(int argc, char **argv)
 	}
 	aam_log(AAM_LOG_INFO, "attest.stop");
 	attest_server_free(srv);
+	attest_audit_close();
 	attest_vault_free(vault);
 	aam_config_uninit(&cfg);
 	return 0;

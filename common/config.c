@@ -1006,24 +1006,78 @@ static const struct aam_config_section access_section = {
         .present_offset = offsetof(struct aam_config_vault_access, present),
 };
 
-/* vault.db defaults to <state_dir>/vault.db, whatever state_dir became. */
+/* Audit log names: no space or '+' (signed-note key name rules), at most 255 bytes. */
+static int
+check_origin(const char *value, char *why, size_t whylen)
+{
+	size_t n = strlen(value);
+	if (n == 0 || n > 255 || strpbrk(value, " +\t") != NULL) {
+		snprintf(why, whylen, "an audit log name: 1-255 bytes, no space or '+'");
+		return AAM_E_INVAL;
+	}
+	return AAM_OK;
+}
+
+static const struct aam_config_field vault_audit_fields[] = {
+        {.key = "db", .type = AAM_CFG_PATH, .offset = offsetof(struct aam_config_vault_audit, db)},
+        {.key = "checkpoint_dir",
+         .type = AAM_CFG_PATH,
+         .offset = offsetof(struct aam_config_vault_audit, checkpoint_dir)},
+        {.key = "origin",
+         .type = AAM_CFG_STR,
+         .offset = offsetof(struct aam_config_vault_audit, origin),
+         .def = "aam.local/audit",
+         .check = check_origin},
+        {.key = "append_timeout",
+         .type = AAM_CFG_DURATION,
+         .offset = offsetof(struct aam_config_vault_audit, append_timeout_ms),
+         .def = "2s",
+         .min = 10,
+         .max = 60 * 1000},
+};
+
+static const struct aam_config_section vault_audit_section = {
+        .name = "vault.audit",
+        .fields = vault_audit_fields,
+        .nfields = sizeof(vault_audit_fields) / sizeof(vault_audit_fields[0]),
+        .present_offset = offsetof(struct aam_config_vault_audit, present),
+};
+
+/* <state_dir>/NAME into *OUT unless already set. */
+static int
+state_path(const struct aam_config_vault *v, const char *name, char **out, const char *file,
+           struct aam_yaml_error *err)
+{
+	if (*out != NULL)
+		return AAM_OK;
+	size_t len = strlen(v->state_dir), nlen = strlen(name);
+	while (len > 1 && v->state_dir[len - 1] == '/')
+		len--;
+	*out = malloc(len + 1 + nlen + 1);
+	if (*out == NULL)
+		return nomem(err, file);
+	memcpy(*out, v->state_dir, len);
+	(*out)[len] = '/';
+	memcpy(*out + len + 1, name, nlen + 1);
+	return AAM_OK;
+}
+
+/*
+ * vault.db, vault.audit.db and vault.audit.checkpoint_dir default to files
+ * in <state_dir>, whatever state_dir became.
+ */
 static int
 vault_finish(void *sec, const struct aam_yaml_node *at, const char *file,
              struct aam_yaml_error *err)
 {
 	(void)at;
 	struct aam_config_vault *v = sec;
-	if (v->db != NULL)
-		return AAM_OK;
-	size_t len = strlen(v->state_dir);
-	while (len > 1 && v->state_dir[len - 1] == '/')
-		len--;
-	v->db = malloc(len + sizeof("/vault.db"));
-	if (v->db == NULL)
-		return nomem(err, file);
-	memcpy(v->db, v->state_dir, len);
-	memcpy(v->db + len, "/vault.db", sizeof("/vault.db"));
-	return AAM_OK;
+	int rc = state_path(v, "vault.db", &v->db, file, err);
+	if (rc == AAM_OK)
+		rc = state_path(v, "audit.db", &v->audit.db, file, err);
+	if (rc == AAM_OK)
+		rc = state_path(v, "checkpoints", &v->audit.checkpoint_dir, file, err);
+	return rc;
 }
 
 static const struct aam_config_field vault_fields[] = {
@@ -1076,6 +1130,10 @@ static const struct aam_config_field vault_fields[] = {
          .def = "0s",
          .min = 0,
          .max = 24LL * 3600 * 1000},
+        {.key = "audit",
+         .type = AAM_CFG_SECTION,
+         .offset = offsetof(struct aam_config_vault, audit),
+         .section = &vault_audit_section},
 };
 
 /* attest.trust_domain: a bare SPIFFE trust domain name. */

@@ -156,6 +156,15 @@ struct aam_config_vault_access {
 	struct aam_config_vault_peer gateway, attest, admin;
 };
 
+/* The audit log (vault/audit.h, docs/AUDIT.md). */
+struct aam_config_vault_audit {
+	bool present;
+	char *db;                  /* default <state_dir>/audit.db */
+	char *checkpoint_dir;      /* default <state_dir>/checkpoints */
+	char *origin;              /* log name, also the checkpoint key name */
+	int64_t append_timeout_ms; /* bound on one durable append */
+};
+
 struct aam_config_vault {
 	bool present;
 	char *state_dir;
@@ -169,6 +178,7 @@ struct aam_config_vault {
 	uint64_t max_body;           /* INJECT request body limit */
 	bool http2;                  /* offer HTTP/2 to upstreams */
 	int64_t secret_cache_ttl_ms; /* decrypted-secret cache; 0: off */
+	struct aam_config_vault_audit audit;
 };
 
 struct aam_config_attest {

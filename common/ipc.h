@@ -80,7 +80,9 @@ struct aam_ipc_replier;
 
 /*
  * Called on a worker thread for each request frame (PING is answered by
- * the server itself).  Requests run concurrently, up to max_inflight per
+ * the server itself; a short single-frame request alone on its
+ * connection may run on the connection's reader thread instead, see
+ * ipc_server_internal.h).  Requests run concurrently, up to max_inflight per
  * connection and up to the pool's thread cap (see max_workers).  If the handler returns an error
  * code without having sent a final reply, the server sends an error frame with that code; if it
  * returns AAM_OK on the request's last frame without a final reply, the

@@ -217,7 +217,8 @@ aam_ipc_client_adopt(int fd, struct aam_ipc_client **out)
 		free(c);
 		return rc;
 	}
-	pthread_mutex_init(&c->mu, NULL);
+	/* Taken by the reader for every reply frame and by the caller it wakes. */
+	aam_ipc_mutex_init_adaptive(&c->mu);
 	pthread_mutex_init(&c->wmu, NULL);
 	if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
 		pthread_mutex_destroy(&c->mu);

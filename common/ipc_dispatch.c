@@ -17,7 +17,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -91,6 +93,63 @@ req_find(struct aam_ipc_conn *c, uint32_t id)
 	return NULL;
 }
 
+/* ---- inline runs (see ipc_server_internal.h) ---------------------------- */
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct aam_ipc_type_stat *
+type_stat(struct aam_ipc_server *s, uint16_t type)
+{
+	return &s->stats[(type ^ (type >> 8)) % AAM_IPC_INLINE_SLOTS];
+}
+
+bool
+aam_ipc_type_inline_ok(struct aam_ipc_server *s, uint16_t type)
+{
+	pthread_mutex_lock(&s->stat_mu);
+	const struct aam_ipc_type_stat *st = type_stat(s, type);
+	bool ok = st->used && st->type == type && !st->never &&
+	          st->quick_runs >= AAM_IPC_INLINE_MIN_RUNS;
+	pthread_mutex_unlock(&s->stat_mu);
+	return ok;
+}
+
+/* Records how a single-frame request of TYPE went: NS to answer, STREAMED or not. */
+static void
+type_record(struct aam_ipc_server *s, uint16_t type, int64_t ns, bool streamed)
+{
+	pthread_mutex_lock(&s->stat_mu);
+	struct aam_ipc_type_stat *st = type_stat(s, type);
+	if (!st->used || st->type != type)
+		*st = (struct aam_ipc_type_stat){.type = type, .used = true};
+	if (streamed)
+		st->never = true;
+	else if (ns > AAM_IPC_INLINE_MAX_NS)
+		st->quick_runs = 0;
+	else if (st->quick_runs < AAM_IPC_INLINE_MIN_RUNS)
+		st->quick_runs++;
+	pthread_mutex_unlock(&s->stat_mu);
+}
+
+/*
+ * Whether the client has already sent more: a client that keeps several
+ * requests in flight must not have them read one by one after inline
+ * runs of the ones before (frames are read exactly, never ahead, so the
+ * socket's queue is all there is).
+ */
+static bool
+input_pending(const struct aam_ipc_conn *c)
+{
+	int n = 0;
+	return ioctl(c->fd, FIONREAD, &n) != 0 || n > 0;
+}
+
 /* ---- workers ----------------------------------------------------------- */
 
 void
@@ -99,6 +158,7 @@ aam_ipc_req_run(struct aam_ipc_replier *q)
 	struct aam_ipc_conn *c = q->conn;
 	const struct aam_ipc_server_config *cfg = &c->srv->cfg;
 	bool cut_short = false, aborted = false;
+	int64_t t0 = q->single ? now_ns() : 0;
 
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
@@ -141,16 +201,25 @@ aam_ipc_req_run(struct aam_ipc_replier *q)
 		if (q->replied)
 			break;
 	}
-	pthread_mutex_unlock(&c->mu);
 
+	/*
+	 * c->mu is held from here to the end in the common case (answered,
+	 * or the connection died), so a worker takes it once after its
+	 * reply: the client's next request is often already being
+	 * dispatched by the reader, and every extra round on the lock is a
+	 * chance to sleep on it and be woken.
+	 */
 	if (cut_short && !q->replied) {
+		pthread_mutex_unlock(&c->mu);
 		if (aborted)
 			aam_ipc_reply_error(q, AAM_E_CLOSED, "request abandoned by client");
 		else
 			aam_ipc_reply_error(q, AAM_E_PROTO, "request stream ended early");
+		pthread_mutex_lock(&c->mu);
 	}
 
-	pthread_mutex_lock(&c->mu);
+	if (q->single && q->replied && !cut_short)
+		type_record(c->srv, q->type, now_ns() - t0, q->streamed);
 	q->handled = true;
 	q->draining = true;
 	c->inflight--;
@@ -297,11 +366,12 @@ dispatch(struct aam_ipc_conn *c, const struct aam_ipc_hdr *h, uint8_t *payload, 
 	q->id = h->id;
 	q->type = h->type;
 	q->input_done = final;
+	q->single = final;
 	q->next = c->reqs;
 	c->reqs = q;
 	c->nreqs++;
 	int refuse = 0;
-	bool run = false;
+	bool run = false, alone = false;
 	if (h->type == AAM_IPC_PING) {
 		refuse = AAM_E_INVAL; /* a streamed PING means nothing */
 	} else if (c->inflight >= cfg->max_inflight) {
@@ -317,6 +387,7 @@ dispatch(struct aam_ipc_conn *c, const struct aam_ipc_hdr *h, uint8_t *payload, 
 		c->inflight++;
 		c->refs++;
 		run = req_claim(c, q);
+		alone = c->inflight == 1;
 	}
 	if (refuse != 0) {
 		/* Answered now; later frames of the request are discarded. */
@@ -327,8 +398,14 @@ dispatch(struct aam_ipc_conn *c, const struct aam_ipc_hdr *h, uint8_t *payload, 
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
-	/* Submitted outside c->mu, so the worker it wakes finds the lock free. */
-	if (run)
+	/*
+	 * A short request alone on its connection runs right here (see
+	 * ipc_server_internal.h); anything else is submitted outside c->mu,
+	 * so the worker it wakes finds the lock free.
+	 */
+	if (run && final && alone && !input_pending(c) && aam_ipc_type_inline_ok(c->srv, h->type))
+		aam_ipc_req_run(q);
+	else if (run)
 		aam_ipc_pool_submit(&c->srv->pool, q);
 	if (refuse != 0)
 		aam_ipc_conn_write_error(c, h->id, h->type, refuse, NULL);

@@ -21,6 +21,13 @@ int64_t aam_ipc_deadline(int timeout_ms);
 /* Milliseconds left until DEADLINE for poll(): -1 for none, 0 if passed. */
 int aam_ipc_remaining(int64_t deadline);
 
+/*
+ * Initialises a mutex that spins briefly before sleeping (ipc_pool.c):
+ * the transport's locks are held for a few instructions, so a short spin
+ * is cheaper than a futex sleep and wake-up.
+ */
+void aam_ipc_mutex_init_adaptive(pthread_mutex_t *m);
+
 /* A condition variable that times out on the monotonic clock. */
 int aam_ipc_cond_init(pthread_cond_t *c);
 

@@ -19,6 +19,21 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+void
+aam_ipc_mutex_init_adaptive(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	if (pthread_mutexattr_init(&a) != 0) {
+		pthread_mutex_init(m, NULL);
+		return;
+	}
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+	pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
 /* Takes T off the idle stack; the caller holds p->mu. */
 static void
 idle_remove(struct aam_ipc_pool *p, struct aam_ipc_pool_thread *t)
@@ -145,7 +160,7 @@ aam_ipc_pool_init(struct aam_ipc_pool *p, unsigned warm, unsigned max,
 	p->max = max > p->warm ? max : p->warm;
 	if (pthread_cond_init(&p->empty, NULL) != 0)
 		return AAM_E_NOMEM;
-	pthread_mutex_init(&p->mu, NULL);
+	aam_ipc_mutex_init_adaptive(&p->mu);
 	/* One thread from the start: the pool is never empty while it serves. */
 	pthread_mutex_lock(&p->mu);
 	int rc = spawn_locked(p);

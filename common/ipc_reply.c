@@ -55,6 +55,18 @@ aam_ipc_conn_write_error(struct aam_ipc_conn *c, uint32_t id, uint16_t type, int
 
 /* ---- replies ----------------------------------------------------------- */
 
+/* No more replies for Q, and its remaining request frames are dropped. */
+static void
+reply_mark_done(struct aam_ipc_replier *q)
+{
+	struct aam_ipc_conn *c = q->conn;
+	pthread_mutex_lock(&c->mu);
+	q->replied = true;
+	q->draining = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->mu);
+}
+
 static int
 reply_send(struct aam_ipc_replier *q, uint16_t type, uint16_t flags, const void *p, size_t n)
 {
@@ -63,15 +75,20 @@ reply_send(struct aam_ipc_replier *q, uint16_t type, uint16_t flags, const void 
 	if (!aam_ipc_flags_valid(flags) || n > AAM_IPC_MAX_PAYLOAD || (n > 0 && p == NULL))
 		return AAM_E_INVAL;
 	struct aam_ipc_hdr h = {.type = type, .flags = flags, .id = q->id, .len = (uint32_t)n};
+	bool final = aam_ipc_flags_final(flags);
+	/*
+	 * A final reply ends the request whether or not its write succeeds,
+	 * so it is marked answered before the write: once the frame is out,
+	 * the client sends its next request at once, and the reader
+	 * dispatching it should not find c->mu taken by this worker.
+	 */
+	if (final)
+		reply_mark_done(q);
+	else
+		q->streamed = true;
 	int rc = aam_ipc_conn_write(q->conn, &h, p);
-	if (rc != AAM_OK || aam_ipc_flags_final(flags)) {
-		struct aam_ipc_conn *c = q->conn;
-		pthread_mutex_lock(&c->mu);
-		q->replied = true;
-		q->draining = true;
-		pthread_cond_broadcast(&c->cond);
-		pthread_mutex_unlock(&c->mu);
-	}
+	if (rc != AAM_OK && !final)
+		reply_mark_done(q);
 	return rc;
 }
 

@@ -125,6 +125,7 @@ aam_ipc_server_new(const struct aam_ipc_server_config *cfg, int listen_fd,
 		return AAM_E_NOMEM;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	aam_ipc_mutex_init_adaptive(&s->stat_mu);
 	s->lfd = listen_fd;
 	*out = s;
 	return AAM_OK;
@@ -150,7 +151,7 @@ add_conn(struct aam_ipc_server *s, int fd)
 		c->fd = fd;
 		c->peer = peer;
 		c->refs = 1;
-		pthread_mutex_init(&c->mu, NULL);
+		aam_ipc_mutex_init_adaptive(&c->mu);
 		pthread_mutex_init(&c->wmu, NULL);
 		pthread_cond_init(&c->cond, NULL);
 		c->next = s->conns;
@@ -270,6 +271,7 @@ aam_ipc_server_free(struct aam_ipc_server *s)
 	close(s->wake[0]);
 	close(s->wake[1]);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->stat_mu);
 	pthread_cond_destroy(&s->cond);
 	free(s);
 }

@@ -47,14 +47,16 @@ struct aam_ipc_replier {
 	uint16_t type;               /* of the first frame; error replies carry it */
 	struct aam_ipc_qframe *head; /* frames received, not yet handled */
 	struct aam_ipc_qframe *tail;
-	size_t queued;                     /* payload bytes in the queue */
-	bool input_done;                   /* last request frame received, or input ended */
-	bool admitted;                     /* counted in conn->inflight, holds a conn reference */
-	bool scheduled;                    /* queued on the pool or held by a worker */
-	bool handled;                      /* handling is over: never scheduled again */
-	bool draining;                     /* no more handler calls: frames are discarded */
-	bool replied;                      /* final reply sent (worker thread only) */
-	bool aborted;                      /* the client abandoned it mid-stream */
+	size_t queued;   /* payload bytes in the queue */
+	bool input_done; /* last request frame received, or input ended */
+	bool admitted;   /* counted in conn->inflight, holds a conn reference */
+	bool scheduled;  /* queued on the pool or held by a worker */
+	bool handled;    /* handling is over: never scheduled again */
+	bool draining;   /* no more handler calls: frames are discarded */
+	bool replied;    /* final reply sent (worker thread only) */
+	bool single;     /* the request came in one frame */
+	bool streamed;   /* a non-final reply frame was sent (worker thread only) */
+	bool aborted;    /* the client abandoned it mid-stream */
 	struct aam_ipc_replier *pool_next; /* in the pool's run queue */
 	void *state;
 	void (*state_free)(void *);
@@ -124,9 +126,43 @@ void aam_ipc_pool_submit(struct aam_ipc_pool *p, struct aam_ipc_replier *q);
 /* Lets every thread finish the queue, exit, and joins them all. */
 void aam_ipc_pool_uninit(struct aam_ipc_pool *p);
 
+/*
+ * Running short requests on the reader thread.  Handing a request to a
+ * pool thread costs a wake-up and two context switches, which on a
+ * virtual machine is a good part of a small request (measured on the
+ * vault's SIGN: ~17% more requests per second when the reader runs it
+ * itself).  But a reader busy with a handler reads no more frames from
+ * its connection, so only requests that cannot hold it long qualify: a
+ * single-frame request, alone on its connection (nothing else of that
+ * connection in flight, and no further frame already waiting on the
+ * socket, so a pipelining client keeps its concurrency), of a message
+ * type whose last
+ * AAM_IPC_INLINE_MIN_RUNS requests were each answered with one reply
+ * frame within AAM_IPC_INLINE_MAX_NS.  A slower run sends the type back
+ * to the pool until it has again that many quick runs in a row; a type
+ * that ever streams its reply (INJECT) never runs inline.  The table is
+ * per server, keyed by a hash of the type: a collision only resets the
+ * count of the type that took the slot.
+ */
+#define AAM_IPC_INLINE_SLOTS    256
+#define AAM_IPC_INLINE_MIN_RUNS 32
+#define AAM_IPC_INLINE_MAX_NS   (1000 * 1000)
+
+struct aam_ipc_type_stat {
+	uint16_t type;
+	bool used;
+	bool never;          /* streamed a reply once: never inline */
+	unsigned quick_runs; /* consecutive quick, single-reply runs */
+};
+
+/* Whether a request of TYPE may run on the reader thread (ipc_dispatch.c). */
+bool aam_ipc_type_inline_ok(struct aam_ipc_server *s, uint16_t type);
+
 struct aam_ipc_server {
 	struct aam_ipc_server_config cfg;
 	struct aam_ipc_pool pool;
+	pthread_mutex_t stat_mu; /* stats */
+	struct aam_ipc_type_stat stats[AAM_IPC_INLINE_SLOTS];
 	int lfd;
 	int wake[2]; /* self-pipe: stop() writes, run() polls */
 	atomic_int stopping;
@@ -147,7 +183,7 @@ void aam_ipc_conn_unref_unlock(struct aam_ipc_conn *c);
 void aam_ipc_conn_kill(struct aam_ipc_conn *c);
 /* The connection's reader thread (ipc_dispatch.c). */
 void *aam_ipc_conn_reader(void *arg);
-/* Runs one scheduled request on a pool worker (ipc_dispatch.c). */
+/* Runs one scheduled request, on a pool worker or inline on the reader (ipc_dispatch.c). */
 void aam_ipc_req_run(struct aam_ipc_replier *q);
 
 #endif

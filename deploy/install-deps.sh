@@ -15,7 +15,7 @@ PKGS=(
 	softhsm2 opensc swtpm swtpm-tools tpm2-tools gnutls-bin libtss2-tcti-swtpm0
 	# end-to-end tests and benchmarks
 	nodejs npm nginx-light wrk hyperfine curl openssl ca-certificates
-	python3
+	python3 jq
 )
 
 missing=()

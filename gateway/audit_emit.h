@@ -34,6 +34,14 @@ void gw_audit_set_backend(struct gw_audit *a, gw_audit_append_fn fn, void *ctx);
 /* Appends EV; AAM_OK only once the record is durable. */
 int gw_audit_append(struct gw_audit *a, const json_t *ev, uint64_t *seq);
 
+/*
+ * The gateway's event EV as an audit record of format v1 (docs/AUDIT.md):
+ * identity, delegation (end_user, hashed by the vault), policy, decision,
+ * action, model, outcome, credential name; anything else that is a plain
+ * value goes to "detail".  The vault adds seq and time.  NULL on ENOMEM.
+ */
+json_t *gw_audit_record_v1(const json_t *ev);
+
 /* For /readyz: whether the last append (or a probe) worked. */
 bool gw_audit_ready(struct gw_audit *a);
 /* "vault" or "log" (the interim, non-durable backend) or "custom". */

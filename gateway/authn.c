@@ -344,6 +344,8 @@ authn_dpop(struct gw_authn *a, const struct aam_http_request *req, const char *t
 		int rc = token_verify(a, token, tlen, h, &t, err);
 		if (rc != AAM_OK)
 			return rc;
+		if (t == NULL)
+			return token_fail(err, "token_invalid");
 		copy_in(p->spiffe_id, sizeof(p->spiffe_id), t->sub);
 		copy_in(p->owner, sizeof(p->owner), t->owner);
 		copy_in(p->team, sizeof(p->team), t->team);

@@ -3,6 +3,7 @@
  * application per type, and streaming the scrubbed response back.
  */
 #include "vault/inject.h"
+#include "vault/audit.h"
 #include "vault/binding.h"
 #include "vault/oauth.h"
 #include "vault/proto.h"
@@ -28,6 +29,7 @@ struct vault_inject {
 	struct vault_egress *egress;
 	struct vault_oauth *oauth;
 	size_t max_body;
+	struct vault_audit *audit;
 };
 
 /* One request, kept as replier state while its body frames arrive. */
@@ -96,6 +98,12 @@ vault_inject_forget(struct vault_inject *vi)
 {
 	if (vi != NULL)
 		vault_oauth_clear(vi->oauth);
+}
+
+void
+vault_inject_set_audit(struct vault_inject *vi, struct vault_audit *a)
+{
+	vi->audit = a;
 }
 
 void
@@ -708,6 +716,13 @@ run(struct vault_inject *vi, const struct aam_ipc_peer *peer, struct inj_req *q,
 	    (rc = vault_binding_check((const char(*)[512])meta->bindings, meta->nbindings, u,
 	                              whybuf, sizeof(whybuf))) != AAM_OK)
 		why = whybuf;
+	/* Invariant 6: no credential is used unless its audit record is durable. */
+	if (rc == AAM_OK && vi->audit != NULL &&
+	    vault_audit_credential_use(vi->audit, meta, q->method, u->host, u->port, u->path,
+	                               whybuf, sizeof(whybuf)) != AAM_OK) {
+		rc = AAM_E_AUDIT;
+		why = whybuf;
+	}
 	if (rc == AAM_OK && (rc = vault_cred_open(vi->st, q->cred, &cred)) != AAM_OK)
 		why = "credential could not be opened";
 	/* A rotation may have changed the bindings in between: check what was opened. */

@@ -37,6 +37,13 @@ int vault_inject_new(const struct vault_inject_config *cfg, struct vault_store *
 void vault_inject_free(struct vault_inject *vi);
 /* Drops cached derived credentials (OAuth tokens) after a rotation or deletion. */
 void vault_inject_forget(struct vault_inject *vi);
+struct vault_audit;
+/*
+ * The audit log each INJECT writes its credential.use record to before the
+ * upstream request is sent; the request is refused (AAM_E_AUDIT) when that
+ * record is not durable.  NULL (the default) writes none.
+ */
+void vault_inject_set_audit(struct vault_inject *vi, struct vault_audit *a);
 /* Aborts transfers in flight and refuses new ones (shutdown). */
 void vault_inject_stop(struct vault_inject *vi);
 

@@ -9,8 +9,6 @@
 
 #include <string.h>
 
-#include <openssl/bn.h>
-#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -96,29 +94,46 @@ vault_verify_spares_clear(struct vault_store *s)
 	pthread_mutex_unlock(&s->verify_lock);
 }
 
-/* Verifies the raw r||s signature RS over DIGEST with CTX (from verify_ctx_*). */
+/*
+ * Writes the DER INTEGER for the 32-byte big-endian unsigned V at OUT
+ * (room for 35 bytes): shortest form, with a 0x00 byte in front when the
+ * top bit is set so the value stays positive.  Returns its length.
+ */
+static size_t
+der_uint256(uint8_t *out, const uint8_t v[32])
+{
+	size_t skip = 0;
+	while (skip < 31 && v[skip] == 0)
+		skip++;
+	size_t n = 32 - skip, o = 0;
+	bool pad = (v[skip] & 0x80) != 0;
+	out[o++] = 0x02;
+	out[o++] = (uint8_t)(n + (pad ? 1 : 0));
+	if (pad)
+		out[o++] = 0x00;
+	memcpy(out + o, v + skip, n);
+	return o + n;
+}
+
+/*
+ * Verifies the raw r||s signature RS over DIGEST with CTX (from
+ * verify_ctx_*).  The DER form OpenSSL wants (RFC 3279 Ecdsa-Sig-Value,
+ * at most 72 bytes, so every length fits in one byte) is built on the
+ * stack: no BIGNUM or heap allocation per signature.
+ */
 static bool
 ecdsa_verify_raw(EVP_PKEY_CTX *ctx, const uint8_t digest[32], const uint8_t rs[64])
 {
 	if (ctx == NULL)
 		return false;
-	bool ok = false;
-	ECDSA_SIG *sig = ECDSA_SIG_new();
-	BIGNUM *r = BN_bin2bn(rs, 32, NULL), *sv = BN_bin2bn(rs + 32, 32, NULL);
-	if (sig == NULL || r == NULL || sv == NULL || ECDSA_SIG_set0(sig, r, sv) != 1) {
-		BN_free(r);
-		BN_free(sv);
-		ECDSA_SIG_free(sig);
-		return false;
-	}
-	unsigned char *der = NULL;
-	int dl = i2d_ECDSA_SIG(sig, &der);
+	uint8_t der[2 + 2 * 35];
+	size_t n = 2;
+	n += der_uint256(der + n, rs);
+	n += der_uint256(der + n, rs + 32);
+	der[0] = 0x30;
+	der[1] = (uint8_t)(n - 2);
 	/* An initialised context verifies any number of times: ECDSA keeps no state in it. */
-	if (dl > 0)
-		ok = EVP_PKEY_verify(ctx, der, (size_t)dl, digest, 32) == 1;
-	OPENSSL_free(der);
-	ECDSA_SIG_free(sig);
-	return ok;
+	return EVP_PKEY_verify(ctx, der, n, digest, 32) == 1;
 }
 
 /*

@@ -13,6 +13,7 @@
  * its core size to zero, so no secret it holds can land in a core file or
  * be read through ptrace by a same-uid process.
  */
+#include "vault/audit.h"
 #include "vault/inject.h"
 #include "vault/perm.h"
 #include "vault/service.h"
@@ -262,6 +263,19 @@ main(int argc, char **argv)
 	if (vault_service_new(st, vi, perm, &svc) != AAM_OK)
 		aam_fatal("vault.service", "cannot create the service");
 
+	/* The audit log opens (and records audit.start) before any socket serves. */
+	struct vault_audit_config ac = {
+	        .db_path = vc->audit.db,
+	        .checkpoint_dir = vc->audit.checkpoint_dir,
+	        .origin = vc->audit.origin,
+	        .append_timeout_ms = (unsigned)vc->audit.append_timeout_ms,
+	};
+	struct vault_audit *audit = NULL;
+	if (vault_audit_open(&ac, st, &audit, err, sizeof(err)) != AAM_OK)
+		aam_fatal("vault.audit", err);
+	vault_service_set_audit(svc, audit);
+	vault_inject_set_audit(vi, audit);
+
 	struct sock socks[VAULT_ROLE__N] = {
 	        {.role = VAULT_ROLE_GATEWAY,
 	         .path = vc->sockets.gateway,
@@ -331,6 +345,7 @@ main(int argc, char **argv)
 	}
 	vault_service_free(svc);
 	vault_inject_free(vi);
+	vault_audit_close(audit);
 	vault_store_close(st);
 	aam_config_uninit(&cfg);
 	curl_global_cleanup();

@@ -23,14 +23,17 @@
  *          never signs and never injects.
  */
 static const uint32_t role_max[VAULT_ROLE__N] = {
-        [VAULT_ROLE_GATEWAY] = BIT(VAULT_OP_INJECT) | BIT(VAULT_OP_AUDIT_APPEND),
-        [VAULT_ROLE_ATTEST] =
-                BIT(VAULT_OP_SIGN_ISSUER) | BIT(VAULT_OP_PUBKEY) | BIT(VAULT_OP_AUDIT_APPEND),
+        [VAULT_ROLE_GATEWAY] =
+                BIT(VAULT_OP_INJECT) | BIT(VAULT_OP_AUDIT_APPEND) | BIT(VAULT_OP_AUDIT_CHECKPOINT),
+        [VAULT_ROLE_ATTEST] = BIT(VAULT_OP_SIGN_ISSUER) | BIT(VAULT_OP_PUBKEY) |
+                              BIT(VAULT_OP_AUDIT_APPEND) | BIT(VAULT_OP_AUDIT_CHECKPOINT),
+        /* The admin reads the audit log (export, tail, prove, hash) but never appends. */
         [VAULT_ROLE_ADMIN] = BIT(VAULT_OP_KEYS_INIT) | BIT(VAULT_OP_KEYS_ROTATE) |
                              BIT(VAULT_OP_SECRET_PUT) | BIT(VAULT_OP_SECRET_ROTATE) |
                              BIT(VAULT_OP_SECRET_LIST) | BIT(VAULT_OP_SECRET_SHOW) |
                              BIT(VAULT_OP_SECRET_DELETE) | BIT(VAULT_OP_SECRET_PRUNE) |
-                             BIT(VAULT_OP_PUBKEY),
+                             BIT(VAULT_OP_PUBKEY) | BIT(VAULT_OP_AUDIT_CHECKPOINT) |
+                             BIT(VAULT_OP_AUDIT_READ) | BIT(VAULT_OP_AUDIT_HASH),
 };
 
 /* Operations that make sense before the keys exist. */
@@ -50,6 +53,9 @@ static const char *const op_names[VAULT_OP__N] = {
         [VAULT_OP_SECRET_SHOW] = "SECRET_SHOW",
         [VAULT_OP_SECRET_DELETE] = "SECRET_DELETE",
         [VAULT_OP_SECRET_PRUNE] = "SECRET_PRUNE",
+        [VAULT_OP_AUDIT_CHECKPOINT] = "AUDIT_CHECKPOINT",
+        [VAULT_OP_AUDIT_READ] = "AUDIT_READ",
+        [VAULT_OP_AUDIT_HASH] = "AUDIT_HASH",
 };
 
 #define MAX_IDS 64
@@ -102,6 +108,17 @@ vault_op_of(uint16_t type, const uint8_t *payload, size_t len)
 		return VAULT_OP_INJECT;
 	case AAM_IPC_AUDIT_APPEND:
 		return VAULT_OP_AUDIT_APPEND;
+	case AAM_IPC_AUDIT_CHECKPOINT:
+		return VAULT_OP_AUDIT_CHECKPOINT;
+	case VAULT_IPC_AUDIT_INFO:
+	case VAULT_IPC_AUDIT_RECORDS:
+	case VAULT_IPC_AUDIT_CHECKPOINTS:
+	case VAULT_IPC_AUDIT_PREFIX:
+	case VAULT_IPC_AUDIT_PROVE:
+	case VAULT_IPC_AUDIT_SEQ_AT:
+		return VAULT_OP_AUDIT_READ;
+	case VAULT_IPC_AUDIT_HASH:
+		return VAULT_OP_AUDIT_HASH;
 	case VAULT_IPC_KEYS_INIT:
 		return VAULT_OP_KEYS_INIT;
 	case VAULT_IPC_KEYS_ROTATE:

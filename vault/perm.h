@@ -44,6 +44,9 @@ enum vault_op {
 	VAULT_OP_SECRET_SHOW,
 	VAULT_OP_SECRET_DELETE,
 	VAULT_OP_SECRET_PRUNE,
+	VAULT_OP_AUDIT_CHECKPOINT, /* the latest signed checkpoint */
+	VAULT_OP_AUDIT_READ,       /* records, checkpoints, proofs (export, tail, prove) */
+	VAULT_OP_AUDIT_HASH,       /* the keyed hash of a sensitive value */
 	VAULT_OP__N,
 	VAULT_OP_UNKNOWN = VAULT_OP__N
 };

@@ -38,6 +38,36 @@
  *   SECRET_DELETE  req: str name                reply: (empty)
  *   SECRET_PRUNE   req: str name                reply: (empty)
  *
+ * Audit log, admin socket (read-only; docs/AUDIT.md, docs/PROTOCOL.md):
+ *
+ *   AUDIT_INFO        req: (empty)
+ *                     reply: str origin, u64 size (records), u64 signed (size of
+ *                     the newest checkpoint, 0 when none), u8 healthy,
+ *                     bytes spki_der (the current audit key; empty before
+ *                     keys init)
+ *   AUDIT_RECORDS     req: u64 from, u32 max
+ *                     reply: u32 n, n x (u64 seq, bytes record) -- seq order,
+ *                     at most VAULT_IPC_AUDIT_PAGE bytes of records
+ *   AUDIT_CHECKPOINTS req: u64 min, u64 max (tree sizes, inclusive)
+ *                     reply: u32 n, n x (u64 size, bytes note) -- size order,
+ *                     the newest note of each size, at most VAULT_IPC_AUDIT_CP_PAGE
+ *   AUDIT_PREFIX      req: u64 size
+ *                     reply: u32 n, n x fixed 32 -- right edge of the tree
+ *   AUDIT_PROVE       req: u64 seq, u64 size (0: the newest checkpoint)
+ *                     reply: u64 size, bytes note (the checkpoint of that size),
+ *                     bytes record, u32 n, n x fixed 32 (RFC 9162 order)
+ *   AUDIT_SEQ_AT      req: str time (RFC 3339, as records hold it)
+ *                     reply: u64 seq (first record at or after TIME; the
+ *                     log size when none)
+ *   AUDIT_HASH        req: bytes value (at most 64 KiB)
+ *                     reply: str "hmac-sha256:<hex>" as sensitive fields hold it
+ *
+ * Audit log, gateway and attest sockets (include/aam/ipc.h types):
+ *
+ *   AUDIT_APPEND      req: the event, JSON text (at most 64 KiB, no seq/time)
+ *                     reply: u64 seq, sent only once the record is durable
+ *   AUDIT_CHECKPOINT  req: (empty)   reply: the newest signed checkpoint note
+ *
  * Signing (attest socket) and public keys (attest and admin sockets):
  *
  *   SIGN    req: u8 key, str kid ("" = current), bytes digest (exactly 32)
@@ -73,7 +103,18 @@ enum vault_ipc_type {
 	VAULT_IPC_SECRET_SHOW = 0x0413,
 	VAULT_IPC_SECRET_DELETE = 0x0414,
 	VAULT_IPC_SECRET_PRUNE = 0x0415,
+	VAULT_IPC_AUDIT_INFO = 0x0420,
+	VAULT_IPC_AUDIT_RECORDS = 0x0421,
+	VAULT_IPC_AUDIT_CHECKPOINTS = 0x0422,
+	VAULT_IPC_AUDIT_PREFIX = 0x0423,
+	VAULT_IPC_AUDIT_PROVE = 0x0424,
+	VAULT_IPC_AUDIT_SEQ_AT = 0x0425,
+	VAULT_IPC_AUDIT_HASH = 0x0426,
 };
+
+/* Reply size bounds of the audit reads (the client pages on). */
+#define VAULT_IPC_AUDIT_PAGE    (768u * 1024)
+#define VAULT_IPC_AUDIT_CP_PAGE 1024u
 
 /* Key selectors in SIGN, PUBKEY and KEYS_ROTATE (same values as enum vault_key_id). */
 enum vault_ipc_key { VAULT_IPC_KEY_ISSUER = 0, VAULT_IPC_KEY_AUDIT = 1 };

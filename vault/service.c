@@ -4,6 +4,7 @@
  * and never put a secret value in a reply, an error or a log line.
  */
 #include "vault/service.h"
+#include "vault/audit_ipc.h"
 #include "vault/proto.h"
 #include "aam/err.h"
 #include "common/buf.h"
@@ -20,6 +21,7 @@ struct vault_service {
 	struct vault_inject *vi;
 	pthread_rwlock_t perm_lock;
 	struct vault_perm *perm;
+	struct vault_audit *audit; /* NULL: audit requests fail closed */
 };
 
 int
@@ -48,6 +50,12 @@ vault_service_free(struct vault_service *s)
 	vault_perm_free(s->perm);
 	pthread_rwlock_destroy(&s->perm_lock);
 	free(s);
+}
+
+void
+vault_service_set_audit(struct vault_service *s, struct vault_audit *a)
+{
+	s->audit = a;
 }
 
 void
@@ -512,8 +520,10 @@ vault_service_handle(void *ctx, const struct aam_ipc_peer *peer, const struct aa
 	case VAULT_OP_PUBKEY:
 		return do_pubkey(s, payload, h->len, r);
 	case VAULT_OP_AUDIT_APPEND:
-		return aam_ipc_reply_error(r, AAM_E_UNSUPPORTED,
-		                           "the audit log is not available in this version");
+	case VAULT_OP_AUDIT_CHECKPOINT:
+	case VAULT_OP_AUDIT_READ:
+	case VAULT_OP_AUDIT_HASH:
+		return vault_audit_handle(s->audit, s->st, h->type, payload, h->len, r);
 	case VAULT_OP_KEYS_INIT:
 		return do_keys_init(s, h->len, r);
 	case VAULT_OP_KEYS_ROTATE:

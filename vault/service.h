@@ -30,6 +30,10 @@ int vault_service_new(struct vault_store *st, struct vault_inject *vi, struct va
                       struct vault_service **out);
 void vault_service_free(struct vault_service *s);
 
+struct vault_audit;
+/* The audit log AUDIT_* requests go to (the caller's; must outlive the service). */
+void vault_service_set_audit(struct vault_service *s, struct vault_audit *a);
+
 /* Swaps in a new permission table (SIGHUP); takes PERM and frees the old one. */
 void vault_service_set_perm(struct vault_service *s, struct vault_perm *perm);
 

@@ -10,10 +10,16 @@
  * The SIGN side includes what the vault does per request: C_Sign, the
  * OpenSSL verification of every signature (the store's guard against bad
  * ECDSA output), the frame round trip and the permission check.  A third
- * line, C_Sign + verify in process, separates the verification cost from
- * the IPC cost.
+ * line, C_Sign + verify in process (one reused verification context per
+ * thread, as the vault keeps them), separates the verification cost from
+ * the IPC cost.  The SIGN lines run interleaved, ROUNDS turns of
+ * SECONDS / ROUNDS each, so that other load on the machine hits them
+ * alike.  A fourth line keeps K SIGN requests in flight per thread (the
+ * vault may then use more CPUs than the thread count: read it as
+ * throughput for a multiplexing client, not at equal concurrency).
  *
- *   vault_bench [--seconds S] [--threads N]     (AAM_VAULT_BIN must be set)
+ *   vault_bench [--seconds S] [--threads N] [--rounds R] [--pipeline K] [--sign-only]
+ *   (AAM_VAULT_BIN must be set)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -40,6 +46,9 @@
 
 static double g_seconds = 5;
 static int g_threads = 1;
+static bool g_sign_only = false;
+static int g_rounds = 5;
+static int g_pipeline = 4;
 
 static double
 now_s(void)
@@ -81,29 +90,73 @@ run_thread(void *arg)
 	return NULL;
 }
 
+/* One line of the table: operations and seconds summed over its slices. */
+struct line {
+	const char *name;
+	op_fn op;
+	void *(*ctx_new)(void *);
+	void (*ctx_free)(void *);
+	void *shared;
+	unsigned long done;
+	double seconds;
+	bool failed;
+};
+
+/* Runs L's operation on g_threads threads for SECONDS and adds to its totals. */
+static void
+run_slice(struct line *l, double seconds)
+{
+	struct runner r = {
+	        .op = l->op, .ctx_new = l->ctx_new, .ctx_free = l->ctx_free, .shared = l->shared};
+	pthread_t t[64];
+	double t0 = now_s();
+	for (int i = 0; i < g_threads; i++)
+		pthread_create(&t[i], NULL, run_thread, &r);
+	struct timespec d = {.tv_sec = (time_t)seconds,
+	                     .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
+	nanosleep(&d, NULL);
+	atomic_store(&r.stop, true);
+	for (int i = 0; i < g_threads; i++)
+		pthread_join(t[i], NULL);
+	l->seconds += now_s() - t0;
+	l->done += atomic_load(&r.done);
+	l->failed |= atomic_load(&r.failed);
+}
+
+static double
+line_print(const struct line *l)
+{
+	double rate = l->seconds > 0 ? (double)l->done / l->seconds : 0;
+	printf("%-38s %10.0f ops/s  (%lu in %.2f s, %d thread%s)%s\n", l->name, rate, l->done,
+	       l->seconds, g_threads, g_threads == 1 ? "" : "s", l->failed ? "  FAILED" : "");
+	fflush(stdout);
+	return l->failed ? 0 : rate;
+}
+
+/*
+ * Runs the lines side by side: g_rounds rounds, each giving every line
+ * g_seconds / g_rounds, so that a load change on the machine (other jobs
+ * share it) hits every line alike and the ratios stay meaningful.
+ */
+static void
+measure_interleaved(struct line *lines, size_t n)
+{
+	double slice = g_seconds / g_rounds;
+	for (int r = 0; r < g_rounds; r++) {
+		for (size_t i = 0; i < n; i++)
+			run_slice(&lines[i], slice);
+	}
+}
+
 /* Runs OP on g_threads threads for g_seconds; returns operations per second. */
 static double
 measure(const char *name, op_fn op, void *(*ctx_new)(void *), void (*ctx_free)(void *),
         void *shared)
 {
-	struct runner r = {.op = op, .ctx_new = ctx_new, .ctx_free = ctx_free, .shared = shared};
-	pthread_t t[64];
-	double t0 = now_s();
-	for (int i = 0; i < g_threads; i++)
-		pthread_create(&t[i], NULL, run_thread, &r);
-	struct timespec d = {.tv_sec = (time_t)g_seconds,
-	                     .tv_nsec = (long)((g_seconds - (double)(time_t)g_seconds) * 1e9)};
-	nanosleep(&d, NULL);
-	atomic_store(&r.stop, true);
-	for (int i = 0; i < g_threads; i++)
-		pthread_join(t[i], NULL);
-	double el = now_s() - t0;
-	double rate = (double)atomic_load(&r.done) / el;
-	printf("%-34s %10.0f ops/s  (%lu in %.2f s, %d thread%s)%s\n", name, rate,
-	       atomic_load(&r.done), el, g_threads, g_threads == 1 ? "" : "s",
-	       atomic_load(&r.failed) ? "  FAILED" : "");
-	fflush(stdout);
-	return atomic_load(&r.failed) ? 0 : rate;
+	struct line l = {
+	        .name = name, .op = op, .ctx_new = ctx_new, .ctx_free = ctx_free, .shared = shared};
+	run_slice(&l, g_seconds);
+	return line_print(&l);
 }
 
 /* ---- direct C_Sign --------------------------------------------------------------- */
@@ -119,6 +172,7 @@ struct p11_thread {
 	struct p11 *p;
 	CK_SESSION_HANDLE s;
 	CK_OBJECT_HANDLE key;
+	EVP_PKEY_CTX *vctx; /* made once per thread, as the vault keeps its contexts */
 };
 
 static void *
@@ -138,8 +192,12 @@ p11_ctx_new(void *shared)
 	    p->f->C_FindObjects(t->s, &t->key, 1, &n) != CKR_OK || n != 1)
 		goto fail;
 	p->f->C_FindObjectsFinal(t->s);
+	t->vctx = EVP_PKEY_CTX_new(p->pub, NULL);
+	if (t->vctx == NULL || EVP_PKEY_verify_init(t->vctx) != 1)
+		goto fail;
 	return t;
 fail:
+	EVP_PKEY_CTX_free(t->vctx);
 	free(t);
 	return NULL;
 }
@@ -149,20 +207,18 @@ p11_ctx_free(void *ctx)
 {
 	struct p11_thread *t = ctx;
 	t->p->f->C_CloseSession(t->s);
+	EVP_PKEY_CTX_free(t->vctx);
 	free(t);
 }
 
 static bool
-verify_rs(EVP_PKEY *pub, const uint8_t *digest, const uint8_t *rs)
+verify_rs(EVP_PKEY_CTX *c, const uint8_t *digest, const uint8_t *rs)
 {
 	ECDSA_SIG *s = ECDSA_SIG_new();
 	ECDSA_SIG_set0(s, BN_bin2bn(rs, 32, NULL), BN_bin2bn(rs + 32, 32, NULL));
 	uint8_t *der = NULL;
 	int dl = i2d_ECDSA_SIG(s, &der);
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pub, NULL);
-	bool ok = c != NULL && dl > 0 && EVP_PKEY_verify_init(c) == 1 &&
-	          EVP_PKEY_verify(c, der, (size_t)dl, digest, 32) == 1;
-	EVP_PKEY_CTX_free(c);
+	bool ok = dl > 0 && EVP_PKEY_verify(c, der, (size_t)dl, digest, 32) == 1;
 	OPENSSL_free(der);
 	ECDSA_SIG_free(s);
 	return ok;
@@ -180,7 +236,7 @@ p11_sign_op(void *ctx, unsigned long i)
 	if (t->p->f->C_SignInit(t->s, &m, t->key) != CKR_OK ||
 	    t->p->f->C_Sign(t->s, digest, 32, sig, &sl) != CKR_OK || sl != 64)
 		return false;
-	return !t->p->verify || verify_rs(t->p->pub, digest, sig);
+	return !t->p->verify || verify_rs(t->vctx, digest, sig);
 }
 
 /* ---- IPC SIGN and INJECT ----------------------------------------------------------------- */
@@ -216,6 +272,77 @@ ipc_sign_op(void *ctx, unsigned long i)
 	return ok;
 }
 
+/*
+ * SIGN with g_pipeline requests in flight on the thread's connection: it
+ * sends them all, then waits for the oldest and sends a new one in its
+ * place.  Each call of this op completes one request.
+ */
+struct pipe_ctx {
+	struct aam_ipc_client *c;
+	struct aam_ipc_req *q[16];
+	unsigned head; /* the oldest request in flight */
+	unsigned long next;
+	struct aam_buf reply;
+};
+
+static bool
+pipe_send(struct pipe_ctx *p, unsigned slot)
+{
+	uint8_t req[1 + 4 + 4 + 32] = {0, 0, 0, 0, 0, 0, 0, 0, 32};
+	unsigned long i = p->next++;
+	memcpy(req + 9, &i, sizeof(i));
+	return aam_ipc_req_open(p->c, &p->q[slot]) == AAM_OK &&
+	       aam_ipc_req_send(p->q[slot], AAM_IPC_SIGN, 0, req, sizeof(req), 10000) == AAM_OK;
+}
+
+static void pipe_ctx_free(void *ctx);
+
+static void *
+pipe_ctx_new(void *shared)
+{
+	struct pipe_ctx *p = calloc(1, sizeof(*p));
+	p->c = vh_connect(((struct ipc_shared *)shared)->sock);
+	aam_buf_init(&p->reply, 256);
+	for (unsigned k = 0; p->c != NULL && k < (unsigned)g_pipeline; k++) {
+		if (!pipe_send(p, k)) {
+			pipe_ctx_free(p);
+			return NULL;
+		}
+	}
+	if (p->c == NULL) {
+		pipe_ctx_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static void
+pipe_ctx_free(void *ctx)
+{
+	struct pipe_ctx *p = ctx;
+	for (unsigned k = 0; k < 16; k++)
+		aam_ipc_req_close(p->q[k]);
+	aam_ipc_client_free(p->c);
+	aam_buf_uninit(&p->reply);
+	free(p);
+}
+
+static bool
+ipc_sign_pipe_op(void *ctx, unsigned long i)
+{
+	(void)i;
+	struct pipe_ctx *p = ctx;
+	struct aam_ipc_hdr h;
+	p->reply.len = 0;
+	int rc = aam_ipc_req_recv(p->q[p->head], 10000, &h, &p->reply);
+	bool ok = rc == AAM_OK && h.flags == 0 && p->reply.len == 4 + 43 + 64;
+	aam_ipc_req_close(p->q[p->head]);
+	p->q[p->head] = NULL;
+	ok = ok && pipe_send(p, p->head);
+	p->head = (p->head + 1) % (unsigned)g_pipeline;
+	return ok;
+}
+
 /* The frame round trip alone: PING is answered by the server's reader thread. */
 static bool
 ipc_ping_op(void *ctx, unsigned long i)
@@ -224,13 +351,16 @@ ipc_ping_op(void *ctx, unsigned long i)
 	return aam_ipc_call(ctx, AAM_IPC_PING, "p", 1, 10000, NULL, NULL) == AAM_OK;
 }
 
-/* A request that reaches the handler (worker thread, permission check) and is refused. */
+/*
+ * A request that reaches the handler and is refused by the permission
+ * table: SIGN on the gateway socket (the gateway role never signs).
+ */
 static bool
 ipc_refused_op(void *ctx, unsigned long i)
 {
-	(void)i;
-	return aam_ipc_call(ctx, AAM_IPC_AUDIT_APPEND, "x", 1, 10000, NULL, NULL) ==
-	       AAM_E_UNSUPPORTED;
+	uint8_t req[1 + 4 + 4 + 32] = {0, 0, 0, 0, 0, 0, 0, 0, 32};
+	memcpy(req + 9, &i, sizeof(i));
+	return aam_ipc_call(ctx, AAM_IPC_SIGN, req, sizeof(req), 10000, NULL, NULL) == AAM_E_PERM;
 }
 
 static struct ipc_shared *g_inject;
@@ -361,12 +491,21 @@ main(int argc, char **argv)
 			g_seconds = atof(argv[++i]);
 		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
 			g_threads = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--sign-only") == 0)
+			g_sign_only = true;
+		else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+			g_rounds = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--pipeline") == 0 && i + 1 < argc)
+			g_pipeline = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: vault_bench [--seconds S] [--threads N]\n");
+			fprintf(stderr,
+			        "usage: vault_bench [--seconds S] [--threads N] [--rounds R] "
+			        "[--pipeline K] [--sign-only]\n");
 			return 2;
 		}
 	}
-	if (g_threads < 1 || g_threads > 64 || g_seconds <= 0)
+	if (g_threads < 1 || g_threads > 64 || g_seconds <= 0 || g_rounds < 1 || g_pipeline < 1 ||
+	    g_pipeline > 16)
 		return 2;
 	if (!aam_test_softhsm_available()) {
 		fprintf(stderr, "SoftHSM2 is not installed\n");
@@ -400,14 +539,15 @@ main(int argc, char **argv)
 	aam_buf_uninit(&req);
 	free(m);
 
-	printf("vault_bench: %d thread(s), %.1f s per measurement\n", g_threads, g_seconds);
-	/* SIGN: through the vault first, before this process opens the token. */
+	printf("vault_bench: %d thread(s), %.1f s per measurement, SIGN lines interleaved in %d "
+	       "rounds\n",
+	       g_threads, g_seconds, g_rounds);
 	struct ipc_shared at = {.sock = v->sock_at};
 	measure("IPC PING (frame round trip)", ipc_ping_op, ipc_ctx_new, ipc_ctx_free, &at);
 	struct ipc_shared gw0 = {.sock = v->sock_gw};
 	measure("IPC request through a handler", ipc_refused_op, ipc_ctx_new, ipc_ctx_free, &gw0);
-	double ipc = measure("IPC SIGN (aam-vault)", ipc_sign_op, ipc_ctx_new, ipc_ctx_free, &at);
-	/* SIGN. */
+
+	/* SIGN: the token is opened in this process too, and the lines take turns. */
 	struct p11 p = {.pub = issuer_pub(v)};
 	p.f = p11_kit_module_load(v->hsm.module_path, 0);
 	CK_C_INITIALIZE_ARGS ia = {.flags = CKF_OS_LOCKING_OK};
@@ -419,17 +559,57 @@ main(int argc, char **argv)
 		fprintf(stderr, "cannot open the token in process\n");
 		return 1;
 	}
-	double direct = measure("direct C_Sign", p11_sign_op, p11_ctx_new, p11_ctx_free, &p);
-	p.verify = true;
-	double direct_v = measure("direct C_Sign + OpenSSL verify", p11_sign_op, p11_ctx_new,
-	                          p11_ctx_free, &p);
+	struct p11 pv = p;
+	pv.verify = true;
+	char pipe_name[64];
+	snprintf(pipe_name, sizeof(pipe_name), "IPC SIGN, %d in flight per thread", g_pipeline);
+	struct line sign[] = {
+	        {.name = "IPC SIGN (aam-vault)",
+	         .op = ipc_sign_op,
+	         .ctx_new = ipc_ctx_new,
+	         .ctx_free = ipc_ctx_free,
+	         .shared = &at},
+	        {.name = "direct C_Sign",
+	         .op = p11_sign_op,
+	         .ctx_new = p11_ctx_new,
+	         .ctx_free = p11_ctx_free,
+	         .shared = &p},
+	        {.name = "direct C_Sign + OpenSSL verify",
+	         .op = p11_sign_op,
+	         .ctx_new = p11_ctx_new,
+	         .ctx_free = p11_ctx_free,
+	         .shared = &pv},
+	        {.name = pipe_name,
+	         .op = ipc_sign_pipe_op,
+	         .ctx_new = pipe_ctx_new,
+	         .ctx_free = pipe_ctx_free,
+	         .shared = &at},
+	};
+	measure_interleaved(sign, sizeof(sign) / sizeof(sign[0]));
+	double ipc = line_print(&sign[0]);
+	double direct = line_print(&sign[1]);
+	double direct_v = line_print(&sign[2]);
+	double ipc_pipe = line_print(&sign[3]);
 	printf("SIGN ratio IPC / direct C_Sign          = %.2f\n", direct > 0 ? ipc / direct : 0);
 	printf("SIGN ratio IPC / direct C_Sign + verify = %.2f\n",
 	       direct_v > 0 ? ipc / direct_v : 0);
+	printf("SIGN ratio IPC pipelined / direct C_Sign = %.2f\n",
+	       direct > 0 ? ipc_pipe / direct : 0);
 	p.f->C_CloseSession(login);
 	p.f->C_Finalize(NULL);
 	p11_kit_module_release(p.f);
 	EVP_PKEY_free(p.pub);
+
+	if (g_sign_only) {
+		int src = vh_stop(v);
+		vh_teardown(v);
+		free(v);
+		aam_test_https_echo_stop(echo);
+		aam_test_rmtree(echo_dir);
+		free(echo_dir);
+		curl_global_cleanup();
+		return src == 0 ? 0 : 1;
+	}
 
 	/* INJECT. */
 	struct curl_shared cs = {.secret = secret};

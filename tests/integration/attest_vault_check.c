@@ -13,6 +13,8 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -114,6 +117,29 @@ fake_pubkey(struct fake *f, struct aam_ipc_replier *r)
 	return rc;
 }
 
+/*
+ * AUDIT_APPEND as the real vault answers it (u64 seq) for attest.* events;
+ * anything else is refused, so an event of the wrong shape fails the test.
+ */
+static int
+fake_audit(const uint8_t *payload, size_t len, struct aam_ipc_replier *r)
+{
+	static _Atomic uint64_t seq;
+	json_error_t je;
+	json_t *ev = json_loadb((const char *)payload, len, 0, &je);
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	bool ok = type != NULL && strncmp(type, "attest.", 7) == 0;
+	json_decref(ev);
+	if (!ok)
+		return aam_ipc_reply_error(r, AAM_E_PARSE, "not an attest event");
+	struct aam_buf b;
+	aam_buf_init(&b, 0);
+	aam_ipc_put_u64(&b, seq++);
+	int rc = aam_ipc_reply(r, b.data, b.len);
+	aam_buf_uninit(&b);
+	return rc;
+}
+
 static int
 fake_handle(void *ctx, const struct aam_ipc_peer *peer, const struct aam_ipc_hdr *req,
             const uint8_t *payload, struct aam_ipc_replier *r)
@@ -124,6 +150,8 @@ fake_handle(void *ctx, const struct aam_ipc_peer *peer, const struct aam_ipc_hdr
 		return fake_sign(f, payload, req->len, r);
 	if (req->type == AAM_IPC_PUBKEY)
 		return fake_pubkey(f, r);
+	if (req->type == AAM_IPC_AUDIT_APPEND)
+		return fake_audit(payload, req->len, r);
 	return aam_ipc_reply_error(r, AAM_E_UNSUPPORTED, "not here");
 }
 

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +316,22 @@ static const char policies[] = "apiVersion: access.envisionai.dev/v1\n"
                                "  identity:\n    workload: " WL_ATT "\n    require_attested: true\n"
                                "  models:\n    allow: [reasoning-high]\n";
 
+static _Atomic int captured;
+
+/* Stands in for aam-vault's AUDIT_APPEND: every record is acknowledged with the next seq. */
+static int
+capture_audit(void *ctx, const json_t *ev, int timeout_ms, uint64_t *seq)
+{
+	(void)ctx;
+	(void)timeout_ms;
+	if (!json_is_object(ev) || json_object_size(ev) == 0)
+		return AAM_E_INVAL;
+	int n = captured++;
+	if (seq != NULL)
+		*seq = (uint64_t)n;
+	return AAM_OK;
+}
+
 static int
 group_setup(void **state)
 {
@@ -364,6 +381,9 @@ group_setup(void **state)
 		print_error("gw_new: %s\n", err);
 		return -1;
 	}
+	/* No aam-vault here: records go to a capturing backend (the durable one is tested end to
+	 * end). */
+	gw_audit_set_backend(G.gw->audit, capture_audit, NULL);
 	if (gw_start(G.gw) != AAM_OK)
 		return -1;
 	G.port = gw_port(G.gw);
@@ -760,7 +780,7 @@ test_audit_failure_is_503(void **state)
 	assert_int_equal(fail_calls, 2);
 	call("GET", "/readyz", NULL, NULL, &r);
 	expect(&r, 503, "\"audit_writable\":false");
-	gw_audit_set_backend(G.gw->audit, NULL, NULL);
+	gw_audit_set_backend(G.gw->audit, capture_audit, NULL);
 	call("POST", "/v1/chat/completions", "{\"model\":\"not-allowed\",\"messages\":[]}", hs, &r);
 	expect(&r, 403, "policy_denied");
 	call("GET", "/readyz", NULL, NULL, &r);

@@ -247,9 +247,10 @@ test_sign(void **state)
 	aam_ipc_put_u8(&req, 0);
 	aam_buf_reset(&reply);
 	assert_int_equal(call(V->sock_at, AAM_IPC_SIGN, &req, &reply), AAM_E_PARSE);
-	/* AUDIT_APPEND is not implemented yet: answered, not dropped. */
+	/* AUDIT_APPEND with a payload that is not an event: answered with a parse error, not
+	 * dropped. */
 	aam_buf_reset(&reply);
-	assert_int_equal(call(V->sock_gw, AAM_IPC_AUDIT_APPEND, &req, &reply), AAM_E_UNSUPPORTED);
+	assert_int_equal(call(V->sock_gw, AAM_IPC_AUDIT_APPEND, &req, &reply), AAM_E_PARSE);
 	/* Unknown types in the admin range are refused. */
 	aam_buf_reset(&reply);
 	assert_int_equal(call(V->sock_admin, 0x04F0, NULL, &reply), AAM_E_PERM);
