@@ -35,17 +35,17 @@
 
 /* One deployment, as routes_load.c builds it (strings are owned by the route table). */
 struct gw_deployment {
-	char *id;       /* "<route>#<index>", unique, for cooldown and metrics */
-	char *provider; /* openai | anthropic | azure | bedrock | openai-compatible */
-	char *model;    /* upstream model id (azure: deployment name; bedrock: model id) */
-	char *api_base; /* e.g. https://api.anthropic.com (no trailing slash) */
+	char *id;          /* "<route>#<index>", unique, for cooldown and metrics */
+	char *provider;    /* openai | anthropic | azure | bedrock | openai-compatible */
+	char *model;       /* upstream model id (azure: deployment name; bedrock: model id) */
+	char *api_base;    /* e.g. https://api.anthropic.com (no trailing slash) */
 	char *api_version; /* azure api-version; NULL otherwise */
 	char *credential;  /* vault secret name; NULL = none (local openai-compatible servers) */
 	char *region;      /* NULL = unknown */
 	int64_t rpm, tpm;  /* 0 = unlimited */
 	double weight;     /* > 0, default 1 */
 	int64_t timeout_ms;
-	int64_t max_context; /* tokens, 0 = unknown */
+	int64_t max_context;                   /* tokens, 0 = unknown */
 	double cost_in, cost_out, cost_cached; /* USD per 1M tokens */
 };
 
@@ -53,7 +53,7 @@ struct gw_deployment {
 #define GW_UPSTREAM_MAX_HEADERS 16
 struct gw_upstream {
 	char method[8];
-	char *url; /* malloc'd */
+	char *url;                                               /* malloc'd */
 	struct aam_http_header headers[GW_UPSTREAM_MAX_HEADERS]; /* malloc'd name/value */
 	size_t nheaders;
 	struct aam_buf body; /* initialised by gw_provider_build */

@@ -190,27 +190,7 @@ inject(void)
 static void
 wait_signed(void)
 {
-	for (int i = 0; i < 100; i++) {
-		struct aam_ipc_client *c = vh_connect(V->sock_admin);
-		struct aam_buf reply;
-		aam_buf_init(&reply, AAM_IPC_MAX_PAYLOAD);
-		assert_int_equal(
-		        aam_ipc_call(c, VAULT_IPC_AUDIT_INFO, NULL, 0, 10000, NULL, &reply),
-		        AAM_OK);
-		aam_ipc_client_free(c);
-		struct aam_ipc_reader r;
-		aam_ipc_reader_init(&r, reply.data, reply.len);
-		char origin[256];
-		uint64_t size = 0, signed_size = 0;
-		vault_ipc_get_strbuf(&r, origin, sizeof(origin));
-		aam_ipc_get_u64(&r, &size);
-		aam_ipc_get_u64(&r, &signed_size);
-		aam_buf_uninit(&reply);
-		if (size == signed_size)
-			return;
-		nap_ms(100);
-	}
-	fail_msg("no checkpoint covers the log after 10 s");
+	assert_int_equal(vh_audit_wait_signed(V, 10000), AAM_OK);
 }
 
 /* Exports to DIR (outside the tmpfs) and verifies with the exported key. */

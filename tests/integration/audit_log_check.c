@@ -156,22 +156,10 @@ append_parallel(uint64_t n)
 static uint64_t
 log_size(void)
 {
-	struct aam_ipc_client *c = vh_connect(V->sock_admin);
-	assert_non_null(c);
-	struct aam_buf reply;
-	aam_buf_init(&reply, AAM_IPC_MAX_PAYLOAD);
-	assert_int_equal(aam_ipc_call(c, VAULT_IPC_AUDIT_INFO, NULL, 0, 10000, NULL, &reply),
-	                 AAM_OK);
-	struct aam_ipc_reader r;
-	aam_ipc_reader_init(&r, reply.data, reply.len);
 	char origin[256];
 	uint64_t size = 0, signed_size = 0;
-	vault_ipc_get_strbuf(&r, origin, sizeof(origin));
-	aam_ipc_get_u64(&r, &size);
-	aam_ipc_get_u64(&r, &signed_size);
+	assert_int_equal(vh_audit_info(V, origin, sizeof(origin), &size, &signed_size), AAM_OK);
 	assert_string_equal(origin, ORIGIN);
-	aam_buf_uninit(&reply);
-	aam_ipc_client_free(c);
 	return size;
 }
 
@@ -179,27 +167,7 @@ log_size(void)
 static void
 wait_signed(void)
 {
-	for (int i = 0; i < 100; i++) {
-		struct aam_ipc_client *c = vh_connect(V->sock_admin);
-		struct aam_buf reply;
-		aam_buf_init(&reply, AAM_IPC_MAX_PAYLOAD);
-		assert_int_equal(
-		        aam_ipc_call(c, VAULT_IPC_AUDIT_INFO, NULL, 0, 10000, NULL, &reply),
-		        AAM_OK);
-		aam_ipc_client_free(c);
-		struct aam_ipc_reader r;
-		aam_ipc_reader_init(&r, reply.data, reply.len);
-		char origin[256];
-		uint64_t size = 0, signed_size = 0;
-		vault_ipc_get_strbuf(&r, origin, sizeof(origin));
-		aam_ipc_get_u64(&r, &size);
-		aam_ipc_get_u64(&r, &signed_size);
-		aam_buf_uninit(&reply);
-		if (size == signed_size)
-			return;
-		usleep(100000);
-	}
-	fail_msg("no checkpoint covers the log after 10 s");
+	assert_int_equal(vh_audit_wait_signed(V, 10000), AAM_OK);
 }
 
 static int

@@ -401,3 +401,43 @@ vh_tree_contains(const char *dir, const void *needle, size_t n)
 	closedir(d);
 	return found;
 }
+
+int
+vh_audit_info(const struct vh *v, char *origin, size_t originsz, uint64_t *size,
+              uint64_t *signed_size)
+{
+	struct aam_ipc_client *c = vh_connect(v->sock_admin);
+	if (c == NULL)
+		return AAM_E_CLOSED;
+	struct aam_buf reply;
+	aam_buf_init(&reply, AAM_IPC_MAX_PAYLOAD);
+	int rc = aam_ipc_call(c, VAULT_IPC_AUDIT_INFO, NULL, 0, 10000, NULL, &reply);
+	aam_ipc_client_free(c);
+	if (rc == AAM_OK) {
+		struct aam_ipc_reader r;
+		aam_ipc_reader_init(&r, reply.data, reply.len);
+		vault_ipc_get_strbuf(&r, origin, originsz);
+		aam_ipc_get_u64(&r, size);
+		aam_ipc_get_u64(&r, signed_size);
+		rc = r.err;
+	}
+	aam_buf_uninit(&reply);
+	return rc;
+}
+
+int
+vh_audit_wait_signed(const struct vh *v, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 100) {
+		char origin[256];
+		uint64_t size = 0, signed_size = 0;
+		int rc = vh_audit_info(v, origin, sizeof(origin), &size, &signed_size);
+		if (rc != AAM_OK)
+			return rc;
+		if (size == signed_size)
+			return AAM_OK;
+		struct timespec ts = {.tv_nsec = 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return AAM_E_TIMEOUT;
+}

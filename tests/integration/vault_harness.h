@@ -73,4 +73,14 @@ bool vh_contains(const void *hay, size_t n, const char *needle);
 /* Whether any file under DIR contains NEEDLE (N bytes). */
 bool vh_tree_contains(const char *dir, const void *needle, size_t n);
 
+/*
+ * The audit log's state from AUDIT_INFO on the admin socket: origin, size
+ * and the size the newest signed checkpoint covers.
+ */
+int vh_audit_info(const struct vh *v, char *origin, size_t originsz, uint64_t *size,
+                  uint64_t *signed_size);
+/* Waits (polling) until a signed checkpoint covers the whole log; AAM_E_TIMEOUT after TIMEOUT_MS.
+ */
+int vh_audit_wait_signed(const struct vh *v, int timeout_ms);
+
 #endif
