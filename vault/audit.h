@@ -145,6 +145,13 @@ int vault_audit_event_prepare(json_t *event, struct vault_store *st, char *why, 
  * keyed fingerprint of the credential, method and destination; never the
  * value), before the upstream request is sent.
  */
+/*
+ * Records an administrative change that succeeded: TYPE is admin.secret.<verb>
+ * or admin.key.<verb>, KIND/NAME the detail member naming what changed
+ * ("secret" or "key", never a value), PEER_UID the admin's uid.
+ */
+int vault_audit_admin(struct vault_audit *a, const char *type, const char *kind, const char *name,
+                      unsigned peer_uid, char *why, size_t whylen);
 int vault_audit_credential_use(struct vault_audit *a, const struct vault_secret_meta *m,
                                const char *method, const char *host, unsigned port,
                                const char *path, char *why, size_t whylen);

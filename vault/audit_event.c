@@ -306,3 +306,20 @@ vault_audit_credential_use(struct vault_audit *a, const struct vault_secret_meta
 	json_decref(ev);
 	return rc;
 }
+
+int
+vault_audit_admin(struct vault_audit *a, const char *type, const char *kind, const char *name,
+                  unsigned peer_uid, char *why, size_t whylen)
+{
+	/* Written only once the change succeeded, so the record needs no outcome. */
+	json_t *ev = json_pack("{s:s, s:{s:s, s:I}}", "type", type, "detail", kind, name,
+	                       "peer_uid", (json_int_t)peer_uid);
+	if (ev == NULL) {
+		snprintf(why, whylen, "cannot build the %s record", type);
+		return AAM_E_NOMEM;
+	}
+	uint64_t seq = 0;
+	int rc = vault_audit_append(a, ev, &seq, why, whylen);
+	json_decref(ev);
+	return rc;
+}

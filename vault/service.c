@@ -288,8 +288,26 @@ do_pubkey(struct vault_service *s, const uint8_t *p, size_t n, struct aam_ipc_re
 	return rc;
 }
 
+/*
+ * Records an administrative change once it succeeded.  The change has
+ * happened by then, so a failure to record it cannot undo it: it is
+ * logged as an error (and the log's health turns red on the append path).
+ */
+static void
+audit_admin(struct vault_service *s, unsigned uid, const char *type, const char *kind,
+            const char *name)
+{
+	if (s->audit == NULL)
+		return;
+	char why[160] = "";
+	int rc = vault_audit_admin(s->audit, type, kind, name, uid, why, sizeof(why));
+	if (rc != AAM_OK)
+		aam_log(AAM_LOG_ERROR, "vault.audit_admin_failed", AAM_F_STR("type", type),
+		        AAM_F_STR("why", why), AAM_F_ERR(rc));
+}
+
 static int
-do_keys_init(struct vault_service *s, size_t n, struct aam_ipc_replier *r)
+do_keys_init(struct vault_service *s, unsigned uid, size_t n, struct aam_ipc_replier *r)
 {
 	if (n != 0)
 		return bad_payload(r, "KEYS_INIT");
@@ -301,11 +319,13 @@ do_keys_init(struct vault_service *s, size_t n, struct aam_ipc_replier *r)
 		return aam_ipc_reply_error(r, rc, "key generation failed");
 	}
 	aam_log(AAM_LOG_INFO, "vault.keys_init", AAM_F_STR("result", "ok"));
+	audit_admin(s, uid, "admin.key.init", "key", "issuer,audit,secret,fingerprint");
 	return aam_ipc_reply(r, NULL, 0);
 }
 
 static int
-do_keys_rotate(struct vault_service *s, const uint8_t *p, size_t n, struct aam_ipc_replier *r)
+do_keys_rotate(struct vault_service *s, unsigned uid, const uint8_t *p, size_t n,
+               struct aam_ipc_replier *r)
 {
 	struct aam_ipc_reader rd;
 	aam_ipc_reader_init(&rd, p, n);
@@ -325,6 +345,7 @@ do_keys_rotate(struct vault_service *s, const uint8_t *p, size_t n, struct aam_i
 	}
 	aam_log(AAM_LOG_INFO, "vault.keys_rotate", AAM_F_STR("key", vault_key_label(id)),
 	        AAM_F_STR("kid", pk.kid));
+	audit_admin(s, uid, "admin.key.rotate", "key", vault_key_label(id));
 	struct aam_buf b;
 	aam_buf_init(&b, 128);
 	aam_ipc_put_str(&b, pk.kid);
@@ -334,7 +355,8 @@ do_keys_rotate(struct vault_service *s, const uint8_t *p, size_t n, struct aam_i
 }
 
 static int
-do_secret_put(struct vault_service *s, const uint8_t *p, size_t n, struct aam_ipc_replier *r)
+do_secret_put(struct vault_service *s, unsigned uid, const uint8_t *p, size_t n,
+              struct aam_ipc_replier *r)
 {
 	struct vault_ipc_meta *o = calloc(1, sizeof(*o));
 	struct vault_secret_meta *m = calloc(1, sizeof(*m));
@@ -362,6 +384,7 @@ do_secret_put(struct vault_service *s, const uint8_t *p, size_t n, struct aam_ip
 		if (rc == AAM_OK) {
 			aam_log(AAM_LOG_INFO, "vault.secret_put", AAM_F_STR("name", m->name),
 			        AAM_F_STR("type", o->type), AAM_F_UINT("bindings", m->nbindings));
+			audit_admin(s, uid, "admin.secret.put", "secret", m->name);
 			rc = reply_meta(s, r, m->name, false);
 		} else if (rc == AAM_E_EXISTS) {
 			rc = aam_ipc_reply_error(r, rc,
@@ -383,7 +406,8 @@ do_secret_put(struct vault_service *s, const uint8_t *p, size_t n, struct aam_ip
 }
 
 static int
-do_secret_rotate(struct vault_service *s, const uint8_t *p, size_t n, struct aam_ipc_replier *r)
+do_secret_rotate(struct vault_service *s, unsigned uid, const uint8_t *p, size_t n,
+                 struct aam_ipc_replier *r)
 {
 	struct aam_ipc_reader rd;
 	aam_ipc_reader_init(&rd, p, n);
@@ -402,6 +426,7 @@ do_secret_rotate(struct vault_service *s, const uint8_t *p, size_t n, struct aam
 		if (rc == AAM_OK) {
 			vault_inject_forget(s->vi);
 			aam_log(AAM_LOG_INFO, "vault.secret_rotate", AAM_F_STR("name", name));
+			audit_admin(s, uid, "admin.secret.rotate", "secret", name);
 			rc = reply_meta(s, r, name, false);
 		} else {
 			rc = aam_ipc_reply_error(r, rc,
@@ -457,7 +482,7 @@ do_secret_list(struct vault_service *s, size_t n, struct aam_ipc_replier *r)
 
 /* SHOW, DELETE and PRUNE take just a name. */
 static int
-do_secret_named(struct vault_service *s, uint16_t type, const uint8_t *p, size_t n,
+do_secret_named(struct vault_service *s, unsigned uid, uint16_t type, const uint8_t *p, size_t n,
                 struct aam_ipc_replier *r)
 {
 	struct aam_ipc_reader rd;
@@ -478,6 +503,9 @@ do_secret_named(struct vault_service *s, uint16_t type, const uint8_t *p, size_t
 	}
 	vault_inject_forget(s->vi);
 	aam_log(AAM_LOG_INFO, what, AAM_F_STR("name", name), AAM_F_STR("result", "ok"));
+	audit_admin(s, uid,
+	            type == VAULT_IPC_SECRET_DELETE ? "admin.secret.delete" : "admin.secret.prune",
+	            "secret", name);
 	return aam_ipc_reply(r, NULL, 0);
 }
 
@@ -525,19 +553,19 @@ vault_service_handle(void *ctx, const struct aam_ipc_peer *peer, const struct aa
 	case VAULT_OP_AUDIT_HASH:
 		return vault_audit_handle(s->audit, s->st, h->type, payload, h->len, r);
 	case VAULT_OP_KEYS_INIT:
-		return do_keys_init(s, h->len, r);
+		return do_keys_init(s, (unsigned)peer->uid, h->len, r);
 	case VAULT_OP_KEYS_ROTATE:
-		return do_keys_rotate(s, payload, h->len, r);
+		return do_keys_rotate(s, (unsigned)peer->uid, payload, h->len, r);
 	case VAULT_OP_SECRET_PUT:
-		return do_secret_put(s, payload, h->len, r);
+		return do_secret_put(s, (unsigned)peer->uid, payload, h->len, r);
 	case VAULT_OP_SECRET_ROTATE:
-		return do_secret_rotate(s, payload, h->len, r);
+		return do_secret_rotate(s, (unsigned)peer->uid, payload, h->len, r);
 	case VAULT_OP_SECRET_LIST:
 		return do_secret_list(s, h->len, r);
 	case VAULT_OP_SECRET_SHOW:
 	case VAULT_OP_SECRET_DELETE:
 	case VAULT_OP_SECRET_PRUNE:
-		return do_secret_named(s, h->type, payload, h->len, r);
+		return do_secret_named(s, (unsigned)peer->uid, h->type, payload, h->len, r);
 	default:
 		return aam_ipc_reply_error(r, AAM_E_PERM, "unknown request type");
 	}

@@ -773,6 +773,36 @@ test_ocsf_and_tail(void **state)
 	free(out);
 }
 
+/* Admin changes are recorded by the vault itself, naming the secret, never its value. */
+static void
+test_admin_records(void **state)
+{
+	(void)state;
+	const char *value = "adm1n-s3cret-value-0042";
+	char stdin_data[128];
+	snprintf(stdin_data, sizeof(stdin_data), "%s\n", value);
+	assert_int_equal(vh_aamctl(V, stdin_data, NULL, NULL, "secret", "put", "admin-audit-demo",
+	                           "--type", "bearer", "--bind", "https://api.example.com/v1",
+	                           NULL),
+	                 0);
+	assert_int_equal(
+	        vh_aamctl(V, stdin_data, NULL, NULL, "secret", "rotate", "admin-audit-demo", NULL),
+	        0);
+	assert_int_equal(
+	        vh_aamctl(V, NULL, NULL, NULL, "secret", "delete", "admin-audit-demo", NULL), 0);
+	char *out = NULL;
+	assert_int_equal(vh_aamctl(V, NULL, &out, NULL, "audit", "tail", "-n", "3", NULL), 0);
+	const char *types[] = {"admin.secret.put", "admin.secret.rotate", "admin.secret.delete"};
+	for (size_t i = 0; i < 3; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "\"type\":\"%s\"", types[i]);
+		assert_non_null(strstr(out, want));
+	}
+	assert_non_null(strstr(out, "\"secret\":\"admin-audit-demo\""));
+	assert_null(strstr(out, value));
+	free(out);
+}
+
 static int
 append_text(const char *sock, const char *text, size_t len, char *msg, size_t msglen)
 {
@@ -885,6 +915,7 @@ main(void)
 	        cmocka_unit_test(test_hash_matches_records),
 	        cmocka_unit_test(test_ocsf_and_tail),
 	        cmocka_unit_test(test_refusals),
+	        cmocka_unit_test(test_admin_records),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
