@@ -59,29 +59,6 @@ nap_ms(long ms)
 }
 
 static int
-sh(char **out, const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	FILE *p = popen(cmd, "r");
-	assert_non_null(p);
-	struct aam_buf b;
-	aam_buf_init(&b, 16u << 20);
-	char buf[4096];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-		aam_buf_append(&b, buf, n);
-	int st = pclose(p);
-	if (out != NULL)
-		*out = strdup(aam_buf_cstr(&b));
-	aam_buf_uninit(&b);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int
 setup(void **state)
 {
 	(void)state;
@@ -203,8 +180,8 @@ export_verify(const char *name)
 	if (vh_aamctl(V, NULL, &out, NULL, "audit", "export", "--out", dir, NULL) != 0)
 		fail_msg("export failed: %s", out != NULL ? out : "");
 	free(out);
-	int st = sh(&out, "'%s' --key '%s/key.pem' '%s' 2>&1", getenv("AAM_AUDIT_VERIFY_BIN"), dir,
-	            dir);
+	int st = aam_test_sh(&out, "'%s' --key '%s/key.pem' '%s' 2>&1",
+	                     getenv("AAM_AUDIT_VERIFY_BIN"), dir, dir);
 	if (st != 0)
 		fail_msg("verify failed (%d): %s", st, out);
 	free(out);

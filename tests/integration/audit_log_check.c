@@ -59,30 +59,6 @@ static char EXPORT[1024], KEYPEM[1024];
 
 /* ---- helpers --------------------------------------------------------------- */
 
-/* Runs CMD through the shell; *OUT gets stdout+stderr. Returns the exit status. */
-static int
-sh(char **out, const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	FILE *p = popen(cmd, "r");
-	assert_non_null(p);
-	struct aam_buf b;
-	aam_buf_init(&b, 16u << 20);
-	char buf[4096];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-		aam_buf_append(&b, buf, n);
-	int st = pclose(p);
-	if (out != NULL)
-		*out = strdup(aam_buf_cstr(&b));
-	aam_buf_uninit(&b);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static json_t *
 event(const char *who, uint64_t i)
 {
@@ -173,7 +149,8 @@ wait_signed(void)
 static int
 verify(const char *dir, char **out)
 {
-	return sh(out, "'%s' --key '%s' '%s' 2>&1", getenv("AAM_AUDIT_VERIFY_BIN"), KEYPEM, dir);
+	return aam_test_sh(out, "'%s' --key '%s' '%s' 2>&1", getenv("AAM_AUDIT_VERIFY_BIN"), KEYPEM,
+	                   dir);
 }
 
 static int
@@ -515,7 +492,7 @@ test_append_export_verify(void **state)
 static void
 copy_export(const char *to)
 {
-	assert_int_equal(sh(NULL, "rm -rf '%s' && cp -a '%s' '%s'", to, EXPORT, to), 0);
+	assert_int_equal(aam_test_sh(NULL, "rm -rf '%s' && cp -a '%s' '%s'", to, EXPORT, to), 0);
 }
 
 static char *
@@ -558,32 +535,33 @@ test_tamper(void **state)
 	/* One byte of record 500 edited (still canonical JSON). */
 	copy_export(dir);
 	assert_int_equal(
-	        sh(NULL,
-	           "sed -i '501s/\"request_id\":\"req-\\(.\\)/\"request_id\":\"rEq-\\1/' '%s'",
-	           seg_path(dir)),
+	        aam_test_sh(
+	                NULL,
+	                "sed -i '501s/\"request_id\":\"req-\\(.\\)/\"request_id\":\"rEq-\\1/' '%s'",
+	                seg_path(dir)),
 	        0);
 	expect(dir, 1, "modified", 500);
 
 	/* Record 537 deleted. */
 	copy_export(dir);
-	assert_int_equal(sh(NULL, "sed -i '538d' '%s'", seg_path(dir)), 0);
+	assert_int_equal(aam_test_sh(NULL, "sed -i '538d' '%s'", seg_path(dir)), 0);
 	expect(dir, 3, "deleted", 537);
 
 	/* A second copy of record 300 inserted after it. */
 	copy_export(dir);
-	assert_int_equal(sh(NULL, "sed -i '301p' '%s'", seg_path(dir)), 0);
+	assert_int_equal(aam_test_sh(NULL, "sed -i '301p' '%s'", seg_path(dir)), 0);
 	expect(dir, 2, "inserted", 301);
 
 	/* Records 400 and 401 swapped. */
 	copy_export(dir);
-	assert_int_equal(sh(NULL, "sed -i '401{h;d};402G' '%s'", seg_path(dir)), 0);
+	assert_int_equal(aam_test_sh(NULL, "sed -i '401{h;d};402G' '%s'", seg_path(dir)), 0);
 	expect(dir, 4, "reordered", 400);
 
 	/* The last 10 records dropped. */
 	copy_export(dir);
-	assert_int_equal(sh(NULL, "head -n %" PRIu64 " '%s' > '%s.t' && mv '%s.t' '%s'",
-	                    records - 10, seg_path(dir), seg_path(dir), seg_path(dir),
-	                    seg_path(dir)),
+	assert_int_equal(aam_test_sh(NULL, "head -n %" PRIu64 " '%s' > '%s.t' && mv '%s.t' '%s'",
+	                             records - 10, seg_path(dir), seg_path(dir), seg_path(dir),
+	                             seg_path(dir)),
 	                 0);
 	expect(dir, 5, "truncated", records - 10);
 
@@ -679,15 +657,17 @@ test_prove_inclusion(void **state)
 	json_decref(j);
 	free(out);
 	const char *bin = getenv("AAM_AUDIT_VERIFY_BIN");
-	int st = sh(&out,
-	            "'%s' inclusion --key '%s' --checkpoint '%s/checkpoint' --record '%s/record' "
-	            "--index 777 --proof '%s/proof' 2>&1",
-	            bin, KEYPEM, pdir, pdir, pdir);
+	int st = aam_test_sh(
+	        &out,
+	        "'%s' inclusion --key '%s' --checkpoint '%s/checkpoint' --record '%s/record' "
+	        "--index 777 --proof '%s/proof' 2>&1",
+	        bin, KEYPEM, pdir, pdir, pdir);
 	if (st != 0)
 		fail_msg("inclusion failed (%d): %s", st, out);
 	free(out);
 	/* The wrong index is not included. */
-	st = sh(&out,
+	st = aam_test_sh(
+	        &out,
 	        "'%s' inclusion --key '%s' --checkpoint '%s/checkpoint' --record '%s/record' "
 	        "--index 778 --proof '%s/proof' 2>&1",
 	        bin, KEYPEM, pdir, pdir, pdir);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,4 +149,51 @@ aam_test_have_program(const char *name)
 	}
 	free(copy);
 	return found;
+}
+
+int
+aam_test_sh(char **out, const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	int w = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (out != NULL)
+		*out = NULL;
+	if (w < 0 || (size_t)w >= sizeof(cmd))
+		return -1;
+	FILE *p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	size_t cap = 4096, len = 0, n;
+	char *b = malloc(cap);
+	char chunk[4096];
+	while (b != NULL && (n = fread(chunk, 1, sizeof(chunk), p)) > 0) {
+		if (len + n + 1 > cap && cap < (16u << 20)) {
+			size_t nc = cap;
+			while (nc < len + n + 1 && nc < (16u << 20))
+				nc *= 2;
+			char *nb = realloc(b, nc);
+			if (nb == NULL) {
+				free(b);
+				b = NULL;
+				break;
+			}
+			b = nb;
+			cap = nc;
+		}
+		if (len + n + 1 <= cap) {
+			memcpy(b + len, chunk, n);
+			len += n;
+		}
+	}
+	int st = pclose(p);
+	if (b != NULL)
+		b[len] = '\0';
+	if (out != NULL)
+		*out = b;
+	else
+		free(b);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

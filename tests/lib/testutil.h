@@ -23,4 +23,12 @@ char *aam_test_source_path(const char *rel);
 /* Whether an executable is on PATH. */
 int aam_test_have_program(const char *name);
 
+/*
+ * Runs a shell command built from FMT (our own temp paths only, never
+ * input from outside the test).  *OUT (may be NULL) gets its stdout,
+ * malloc'd, at most 16 MiB.  Returns the exit status, -1 when it could not
+ * run or did not exit normally.
+ */
+int aam_test_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif
