@@ -49,7 +49,12 @@ void aam_p11_close(aam_p11 *p);
 
 CK_FUNCTION_LIST *aam_p11_module(aam_p11 *p);
 CK_SLOT_ID aam_p11_slot(const aam_p11 *p);
-/* Advances whenever sessions were re-opened (handles found before may be stale). */
+/*
+ * Advances whenever cached handles were dropped: sessions were re-opened
+ * (handles found before may be stale) or aam_p11_forget() was called
+ * (objects changed).  Callers that keep what they read from an object
+ * compare it to decide whether to read again.
+ */
 uint64_t aam_p11_generation(aam_p11 *p);
 
 /* Whether the token offers MECH (probed once at open). */

@@ -34,7 +34,7 @@ struct aam_p11 {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	uint64_t generation; /* re-opens so far */
+	uint64_t generation; /* re-opens and forgets so far */
 	unsigned pool_size;
 	CK_SESSION_HANDLE sessions[P11_POOL_MAX];
 	bool busy[P11_POOL_MAX];

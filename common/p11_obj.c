@@ -129,6 +129,10 @@ aam_p11_forget(aam_p11 *p)
 		free(p->cache[i].label);
 	p->ncache = 0;
 	pthread_mutex_unlock(&p->cache_lock);
+	/* Whatever a caller kept from an object may be stale now (see aam_p11_generation). */
+	pthread_mutex_lock(&p->lock);
+	p->generation++;
+	pthread_mutex_unlock(&p->lock);
 }
 
 void

@@ -10,6 +10,7 @@
  * plain comparison and needs nothing but the row it is about to raise.
  */
 #include "gateway/budget.h"
+#include "gateway/budget_cache.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -72,7 +73,17 @@ struct gw_budget {
 	pthread_cond_t qcv;
 	struct bop *head, **tail;
 	bool combining;
+	/* Rows read or written through the connection (under MU); see budget_cache.h. */
+	struct gw_bcache spend, limits;
+	int64_t data_version;
 };
+
+static void
+cache_clear(struct gw_budget *b)
+{
+	gw_bcache_clear(&b->spend);
+	gw_bcache_clear(&b->limits);
+}
 
 static int64_t
 wall_clock(void *ctx)
@@ -143,6 +154,7 @@ gw_budget_close(struct gw_budget *b)
 {
 	if (b == NULL)
 		return;
+	cache_clear(b);
 	aam_db_close(b->db);
 	pthread_mutex_destroy(&b->mu);
 	pthread_mutex_destroy(&b->qmu);
@@ -159,9 +171,37 @@ gw_budget_set_clock(struct gw_budget *b, gw_budget_clock fn, void *ctx)
 	pthread_mutex_unlock(&b->mu);
 }
 
+/*
+ * Forgets the cached rows when another connection (aamctl, a second
+ * gateway) has committed since we last looked.  Caller holds MU.
+ */
+static int
+cache_sync(struct gw_budget *b)
+{
+	struct aam_db_stmt *st = NULL;
+	int rc = aam_db_stmt_get(b->db, "PRAGMA data_version", &st);
+	if (rc != AAM_OK)
+		return rc;
+	bool row = false;
+	rc = aam_db_step(st, &row);
+	int64_t v = rc == AAM_OK && row ? aam_db_column_int64(st, 0) : -1;
+	aam_db_stmt_release(st);
+	if (rc != AAM_OK || v != b->data_version) {
+		gw_bcache_clear(&b->spend);
+		gw_bcache_clear(&b->limits);
+		b->data_version = v;
+	}
+	return rc;
+}
+
 static int
 spend_get(struct gw_budget *b, const char *scope, const char *key, const char *period, int64_t *out)
 {
+	int64_t v[2];
+	if (gw_bcache_get(&b->spend, scope, key, period, v)) {
+		*out = v[0];
+		return AAM_OK;
+	}
 	struct aam_db_stmt *st = NULL;
 	int rc = aam_db_stmt_get(b->db,
 	                         "SELECT micro FROM budget_spend WHERE scope=?1 AND key=?2 AND "
@@ -176,6 +216,8 @@ spend_get(struct gw_budget *b, const char *scope, const char *key, const char *p
 	rc = aam_db_step(st, &row);
 	*out = rc == AAM_OK && row ? aam_db_column_int64(st, 0) : 0;
 	aam_db_stmt_release(st);
+	if (rc == AAM_OK)
+		gw_bcache_put(&b->spend, scope, key, period, (int64_t[2]){*out, 0});
 	return rc;
 }
 
@@ -195,12 +237,27 @@ spend_add(struct gw_budget *b, const char *scope, const char *key, const char *p
 	aam_db_bind_str(st, 2, key);
 	aam_db_bind_str(st, 3, period);
 	aam_db_bind_int64(st, 4, delta);
-	return aam_db_run(st);
+	int rc2 = aam_db_run(st);
+	/* The row is now max(old + delta, 0), as the statement computes it. */
+	int64_t v[2];
+	if (rc2 == AAM_OK && gw_bcache_get(&b->spend, scope, key, period, v)) {
+		v[0] = v[0] + delta > 0 ? v[0] + delta : 0;
+		gw_bcache_put(&b->spend, scope, key, period, v);
+	} else if (rc2 != AAM_OK) {
+		gw_bcache_forget(&b->spend, scope, key, period);
+	}
+	return rc2;
 }
 
 static int
 limit_get(struct gw_budget *b, const char *scope, const char *key, int64_t *daily, int64_t *monthly)
 {
+	int64_t v[2];
+	if (gw_bcache_get(&b->limits, scope, key, NULL, v)) {
+		*daily = v[0];
+		*monthly = v[1];
+		return AAM_OK;
+	}
 	struct aam_db_stmt *st = NULL;
 	int rc = aam_db_stmt_get(b->db,
 	                         "SELECT daily_micro, monthly_micro FROM budget_limits "
@@ -218,6 +275,8 @@ limit_get(struct gw_budget *b, const char *scope, const char *key, int64_t *dail
 		*monthly = aam_db_column_int64(st, 1);
 	}
 	aam_db_stmt_release(st);
+	if (rc == AAM_OK)
+		gw_bcache_put(&b->limits, scope, key, NULL, (int64_t[2]){*daily, *monthly});
 	return rc;
 }
 
@@ -357,6 +416,8 @@ run_batch(struct gw_budget *b, struct bop *list)
 	pthread_mutex_lock(&b->mu);
 	int64_t now = b->clock(b->clock_ctx);
 	int rc = aam_db_begin(b->db);
+	if (rc == AAM_OK)
+		rc = cache_sync(b);
 	for (struct bop *o = list; rc == AAM_OK && o != NULL; o = o->next) {
 		if (o->reserve)
 			o->rc = reserve_tx(b, o->keys, o->s, o->amount, now, &o->id, &o->which);
@@ -371,6 +432,7 @@ run_batch(struct gw_budget *b, struct bop *list)
 		rc = aam_db_commit(b->db);
 	if (rc != AAM_OK) {
 		aam_db_rollback(b->db);
+		cache_clear(b); /* it holds what the rolled-back statements wrote */
 		for (struct bop *o = list; o != NULL; o = o->next)
 			o->rc = rc;
 	}
@@ -470,6 +532,8 @@ gw_budget_release_stale(struct gw_budget *b, int64_t older_than_s, int64_t *n)
 	pthread_mutex_lock(&b->mu);
 	int64_t cutoff = b->clock(b->clock_ctx) - older_than_s;
 	int rc = aam_db_begin(b->db);
+	if (rc == AAM_OK)
+		rc = cache_sync(b);
 	int64_t count = 0;
 	while (rc == AAM_OK) {
 		struct aam_db_stmt *st = NULL;
@@ -490,8 +554,10 @@ gw_budget_release_stale(struct gw_budget *b, int64_t older_than_s, int64_t *n)
 	}
 	if (rc == AAM_OK)
 		rc = aam_db_commit(b->db);
-	else
+	if (rc != AAM_OK) {
 		aam_db_rollback(b->db);
+		cache_clear(b);
+	}
 	pthread_mutex_unlock(&b->mu);
 	if (rc == AAM_OK && n != NULL)
 		*n = count;
@@ -513,7 +579,9 @@ gw_budget_spent(struct gw_budget *b, const char *scope, const char *key, double 
 	pthread_mutex_lock(&b->mu);
 	periods(b->clock(b->clock_ctx), day, mon);
 	int64_t d = 0, m = 0;
-	int rc = spend_get(b, scope, key, day, &d);
+	int rc = cache_sync(b);
+	if (rc == AAM_OK)
+		rc = spend_get(b, scope, key, day, &d);
 	if (rc == AAM_OK)
 		rc = spend_get(b, scope, key, mon, &m);
 	pthread_mutex_unlock(&b->mu);
@@ -553,6 +621,7 @@ gw_budget_set_limit(struct gw_budget *b, const char *scope, const char *key, dou
 		aam_db_bind_str(st, 2, key);
 		rc = aam_db_run(st);
 	}
+	gw_bcache_forget(&b->limits, scope, key, NULL);
 	pthread_mutex_unlock(&b->mu);
 	return rc;
 }

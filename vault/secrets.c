@@ -43,6 +43,20 @@ copy_col(char *dst, size_t cap, struct aam_db_stmt *st, int col)
 	dst[n] = '\0';
 }
 
+static int meta_read(struct vault_store *s, const char *name, struct vault_secret_meta *m);
+
+/* NAME's metadata, from the cache when it is there; caller holds s->lock. */
+static int
+meta_get(struct vault_store *s, const char *name, struct vault_secret_meta *m)
+{
+	if (vault_meta_cached(s, name, m))
+		return AAM_OK;
+	int rc = meta_read(s, name, m);
+	if (rc == AAM_OK)
+		vault_meta_remember(s, m);
+	return rc;
+}
+
 /* Reads NAME's metadata; caller holds s->lock. */
 static int
 meta_read(struct vault_store *s, const char *name, struct vault_secret_meta *m)
@@ -469,7 +483,7 @@ vault_secret_get(struct vault_store *s, const char *name, struct vault_secret_me
 	if (s == NULL || out == NULL || vault_name_validate(name) != AAM_OK)
 		return AAM_E_INVAL;
 	pthread_mutex_lock(&s->lock);
-	int rc = meta_read(s, name, out);
+	int rc = meta_get(s, name, out);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -574,10 +588,17 @@ vault_cred_open(struct vault_store *s, const char *name, struct vault_cred **out
 	pthread_mutex_lock(&s->lock);
 	int rc = require_ready(s);
 	if (rc == AAM_OK)
-		rc = meta_read(s, name, &c->meta);
+		rc = meta_get(s, name, &c->meta);
 	bool hmac = rc == AAM_OK && vault_secret_type_is_hmac(c->meta.type);
 	if (rc == AAM_OK && !hmac)
 		c->plain = vault_cache_get(s, name, c->meta.version);
+	uint8_t *blob = NULL;
+	size_t bloblen = 0;
+	/* Taken before the object is read: a forget during the read makes the copy stale. */
+	uint64_t gen = aam_p11_generation(s->p11);
+	bool blob_cached =
+	        rc == AAM_OK && !hmac && c->plain == NULL &&
+	        vault_meta_blob(s, name, c->meta.version, gen, &blob, &bloblen) == AAM_OK;
 	pthread_mutex_unlock(&s->lock);
 
 	bool have_meta = rc == AAM_OK;
@@ -588,21 +609,25 @@ vault_cred_open(struct vault_store *s, const char *name, struct vault_cred **out
 		rc = aam_p11_find(s->p11, CKO_SECRET_KEY, label, &c->hmac_key);
 	} else if (rc == AAM_OK && c->plain == NULL) {
 		CK_OBJECT_HANDLE obj;
-		uint8_t *blob = NULL;
-		size_t bloblen = 0;
-		rc = aam_p11_find(s->p11, CKO_DATA, label, &obj);
-		if (rc == AAM_OK)
-			rc = read_blob(s, obj, &blob, &bloblen);
+		if (!blob_cached) {
+			rc = aam_p11_find(s->p11, CKO_DATA, label, &obj);
+			if (rc == AAM_OK)
+				rc = read_blob(s, obj, &blob, &bloblen);
+		}
 		if (rc == AAM_OK)
 			rc = vault_crypt_decrypt(s, name, c->meta.version, c->meta.type, blob,
 			                         bloblen, &c->plain);
-		free(blob);
 		if (rc == AAM_OK) {
+			/* Kept only once it decrypted: a damaged object is read again next time. */
 			pthread_mutex_lock(&s->lock);
 			vault_cache_put(s, name, c->meta.version, c->plain);
+			if (!blob_cached)
+				vault_meta_blob_remember(s, name, c->meta.version, gen, blob,
+				                         bloblen);
 			pthread_mutex_unlock(&s->lock);
 		}
 	}
+	free(blob);
 	if (rc != AAM_OK) {
 		/* Metadata that names a missing token object is not "no such secret". */
 		if (have_meta && rc == AAM_E_NOTFOUND)

@@ -277,6 +277,17 @@ cache_remove_at(struct vault_store *s, size_t i)
 	memset(&s->cache[s->ncache], 0, sizeof(s->cache[s->ncache]));
 }
 
+static void
+plain_drop(struct vault_store *s, const char *name)
+{
+	for (size_t i = 0; i < s->ncache;) {
+		if (strcmp(s->cache[i].name, name) == 0)
+			cache_remove_at(s, i);
+		else
+			i++;
+	}
+}
+
 aam_secret *
 vault_cache_get(struct vault_store *s, const char *name, int64_t version)
 {
@@ -301,7 +312,7 @@ vault_cache_put(struct vault_store *s, const char *name, int64_t version, aam_se
 {
 	if (s->cache_ttl == 0 || strlen(name) >= sizeof(s->cache[0].name))
 		return;
-	vault_cache_drop(s, name);
+	plain_drop(s, name);
 	if (s->ncache == VAULT_CACHE_MAX) {
 		/* Full: evict the entry closest to expiry. */
 		size_t victim = 0;
@@ -324,17 +335,14 @@ vault_cache_put(struct vault_store *s, const char *name, int64_t version, aam_se
 void
 vault_cache_drop(struct vault_store *s, const char *name)
 {
-	for (size_t i = 0; i < s->ncache;) {
-		if (strcmp(s->cache[i].name, name) == 0)
-			cache_remove_at(s, i);
-		else
-			i++;
-	}
+	vault_meta_drop(s, name);
+	plain_drop(s, name);
 }
 
 void
 vault_cache_clear(struct vault_store *s)
 {
+	vault_meta_clear(s);
 	while (s->ncache > 0)
 		cache_remove_at(s, s->ncache - 1);
 }

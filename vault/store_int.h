@@ -38,6 +38,19 @@ struct vault_cache_entry {
 	int64_t expires; /* CLOCK_MONOTONIC seconds */
 };
 
+/*
+ * Metadata and ciphertext of a secret's current version, kept so that an
+ * INJECT reads neither SQLite nor the token object (metacache.c).  Neither
+ * is secret: the ciphertext is only usable through the token's AES key.
+ */
+#define VAULT_META_MAX 256
+struct vault_meta_entry {
+	struct vault_secret_meta *meta;
+	uint8_t *blob; /* NULL until the first decryption of META->version */
+	size_t bloblen;
+	uint64_t blob_gen; /* aam_p11_generation() before the blob was read */
+};
+
 struct vault_store {
 	aam_p11 *p11;
 	struct aam_db *db;
@@ -54,6 +67,9 @@ struct vault_store {
 	unsigned cache_ttl;
 	struct vault_cache_entry cache[VAULT_CACHE_MAX];
 	size_t ncache;
+
+	struct vault_meta_entry meta[VAULT_META_MAX];
+	size_t nmeta;
 
 	/*
 	 * Verification contexts kept between signatures, per EC key, so that
@@ -121,5 +137,24 @@ void vault_cache_put(struct vault_store *s, const char *name, int64_t version, a
 void vault_cache_drop(struct vault_store *s, const char *name);
 void vault_cache_clear(struct vault_store *s);
 int64_t vault_now(void);
+
+/*
+ * metacache.c (caller holds s->lock).  Every change of a secret calls
+ * vault_cache_drop(), which forgets its entry here too; the vault is the
+ * only writer of its database.
+ */
+bool vault_meta_cached(struct vault_store *s, const char *name, struct vault_secret_meta *out);
+void vault_meta_remember(struct vault_store *s, const struct vault_secret_meta *m);
+/*
+ * A heap copy of the cached ciphertext of NAME at VERSION; AAM_E_NOTFOUND
+ * when not cached or read before token generation GEN (aam_p11_forget() or
+ * a re-login since: the object is read from the token again).
+ */
+int vault_meta_blob(struct vault_store *s, const char *name, int64_t version, uint64_t gen,
+                    uint8_t **blob, size_t *len);
+void vault_meta_blob_remember(struct vault_store *s, const char *name, int64_t version,
+                              uint64_t gen, const uint8_t *blob, size_t len);
+void vault_meta_drop(struct vault_store *s, const char *name);
+void vault_meta_clear(struct vault_store *s);
 
 #endif

@@ -264,6 +264,41 @@ test_200_threads_budget_for_50(void **state)
 	assert_true(near(d, 5.0));
 }
 
+/*
+ * A ledger keeps the rows it has read in memory (gateway/budget_cache.h):
+ * what another connection commits (aamctl, a second gateway) must still be
+ * seen by its next operation, never an old cached row.
+ */
+static void
+test_cache_sees_other_connection(void **state)
+{
+	struct fx *f = *state;
+	struct gw_budget *b2 = NULL;
+	assert_int_equal(gw_budget_open(f->path, &b2), AAM_OK);
+	gw_budget_set_clock(b2, fake_clock, f);
+	struct gw_budget_scopes s = {.identity = "spiffe://x/cache", .team = "blue"};
+	int64_t id = 0;
+	const char *which = NULL;
+	/* Ledger 1 reads and caches "no limit" and the spend rows. */
+	assert_int_equal(gw_budget_reserve(f->b, &s, 0.30, &id, NULL), AAM_OK);
+	assert_int_equal(gw_budget_settle(f->b, id, 0.30), AAM_OK);
+	/* Ledger 2 sets a limit and spends. */
+	assert_int_equal(gw_budget_set_limit(b2, "team", "blue", 1.0, 0), AAM_OK);
+	assert_int_equal(gw_budget_reserve(b2, &s, 0.60, &id, NULL), AAM_OK);
+	assert_int_equal(gw_budget_settle(b2, id, 0.60), AAM_OK);
+	/* Ledger 1 sees both: 0.90 spent of 1.00, so 0.20 more is refused. */
+	double d = 0;
+	assert_int_equal(gw_budget_spent(f->b, "team", "blue", &d, NULL), AAM_OK);
+	assert_true(near(d, 0.90));
+	assert_int_equal(gw_budget_reserve(f->b, &s, 0.20, &id, &which), AAM_E_DENIED);
+	assert_string_equal(which, "team");
+	assert_int_equal(gw_budget_reserve(f->b, &s, 0.10, &id, NULL), AAM_OK);
+	/* Ledger 2 lifts the limit; ledger 1's next reservation is allowed again. */
+	assert_int_equal(gw_budget_set_limit(b2, "team", "blue", 0, 0), AAM_OK);
+	assert_int_equal(gw_budget_reserve(f->b, &s, 5.0, &id, NULL), AAM_OK);
+	gw_budget_close(b2);
+}
+
 /* The same race through two ledgers (two connections) on one file. */
 static void
 test_two_connections_race(void **state)
@@ -308,6 +343,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_stale_released_at_open, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_200_threads_budget_for_50, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_two_connections_race, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cache_sees_other_connection, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
