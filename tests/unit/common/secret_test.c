@@ -56,6 +56,41 @@ test_locked_in_memory(void **state)
 	aam_secret_free(s);
 }
 
+/*
+ * Freed pages are kept for the next secret of the same size: what the next
+ * secret gets must be wiped, locked, and as large as asked, whatever the
+ * previous one held.
+ */
+static void
+test_reused_pages_are_clean(void **state)
+{
+	(void)state;
+	aam_secret *held[80];
+	for (size_t i = 0; i < 80; i++) {
+		held[i] = aam_secret_new(3000);
+		assert_non_null(held[i]);
+		memset(aam_secret_data(held[i]), 0xa5, 3000);
+	}
+	for (size_t i = 0; i < 80; i++)
+		aam_secret_free(held[i]);
+	for (size_t i = 0; i < 80; i++) {
+		held[i] = aam_secret_new(100);
+		assert_non_null(held[i]);
+		assert_int_equal(aam_secret_len(held[i]), 100);
+		/* The whole usable area is zero, not only the visible length. */
+		assert_int_equal(aam_secret_set_len(held[i], 4000), AAM_OK);
+		const uint8_t *d = aam_secret_data(held[i]);
+		for (size_t j = 0; j < 4000; j++)
+			assert_int_equal(d[j], 0);
+		unsigned char vec[1];
+		void *page = (void *)((uintptr_t)d & ~(uintptr_t)4095);
+		assert_int_equal(mincore(page, 1, vec), 0);
+		assert_true(vec[0] & 1);
+	}
+	for (size_t i = 0; i < 80; i++)
+		aam_secret_free(held[i]);
+}
+
 static void
 test_wipe_and_ct_equal(void **state)
 {
@@ -77,6 +112,7 @@ main(void)
 	        cmocka_unit_test(test_copy_and_length),
 	        cmocka_unit_test(test_limits),
 	        cmocka_unit_test(test_locked_in_memory),
+	        cmocka_unit_test(test_reused_pages_are_clean),
 	        cmocka_unit_test(test_wipe_and_ct_equal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
