@@ -138,6 +138,12 @@ line_key(struct line *l, const char *k)
 	}
 }
 
+bool
+aam_log_enabled(enum aam_log_level level)
+{
+	return (int)level >= current_level();
+}
+
 void
 aam_log_emit(enum aam_log_level level, const char *event, const struct aam_log_field *f, size_t n)
 {

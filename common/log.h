@@ -13,6 +13,7 @@
 #ifndef AAM_COMMON_LOG_H
 #define AAM_COMMON_LOG_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include "common/secret.h"
 
@@ -77,6 +78,9 @@ aam_log_secret_redact(const aam_secret *s)
 
 void aam_log_emit(enum aam_log_level level, const char *event, const struct aam_log_field *f,
                   size_t n);
+
+/* Whether a line of LEVEL would be printed (to skip building costly fields). */
+bool aam_log_enabled(enum aam_log_level level);
 
 /* Minimum level printed (default info; AAM_LOG_LEVEL=debug overrides). */
 void aam_log_set_level(enum aam_log_level level);

@@ -271,10 +271,11 @@ vault_append(void *ctx, const json_t *ev, int timeout_ms, uint64_t *seq)
 		rc = AAM_E_AUDIT;
 	}
 	json_decref(rec);
-	if (rc == AAM_OK) {
+	if (rc == AAM_OK && aam_log_enabled(AAM_LOG_INFO)) {
 		/*
 		 * An operator's trail in the log too, as the interim backend wrote
 		 * it, but without the end user: the signed log holds only its hash.
+		 * Built only when info lines are printed (a copy and a dump).
 		 */
 		json_t *line = json_deep_copy(ev);
 		if (line != NULL) {

@@ -105,6 +105,9 @@ test_level_filter(void **state)
 	const char *out = capture_end(f);
 	assert_null(strstr(out, "hidden"));
 	assert_non_null(strstr(out, "event=shown error=payload_too_large"));
+	assert_false(aam_log_enabled(AAM_LOG_INFO));
+	assert_true(aam_log_enabled(AAM_LOG_WARN));
+	assert_true(aam_log_enabled(AAM_LOG_ERROR));
 	enum aam_log_level lvl;
 	assert_int_equal(aam_log_parse_level("debug", &lvl), AAM_OK);
 	assert_int_equal(lvl, AAM_LOG_DEBUG);
