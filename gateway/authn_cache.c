@@ -11,6 +11,7 @@
 #include "gateway/authn_int.h"
 #include "aam/err.h"
 #include "common/db.h"
+#include "common/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +39,7 @@ static size_t
 smap_hash(const char *s)
 {
 	/* FNV-1a: the keys are revocation entries from aam-attest, not client input. */
-	uint64_t h = 1469598103934665603ull;
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return (size_t)h;
+	return (size_t)aam_hash_str(s);
 }
 
 static int

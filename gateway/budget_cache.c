@@ -3,6 +3,7 @@
  * with linear probing over twice as many slots as rows, FNV-1a hashes.
  */
 #include "gateway/budget_cache.h"
+#include "common/hash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +26,7 @@ make_key(char *buf, size_t len, const char *a, const char *b, const char *c)
 static size_t
 hash(const char *s)
 {
-	uint64_t h = 1469598103934665603u;
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211u;
-	}
-	return (size_t)(h % NSLOTS);
+	return (size_t)(aam_hash_str(s) % NSLOTS);
 }
 
 /* The slot holding KEY, or the empty slot where it would go. */
