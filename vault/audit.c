@@ -39,6 +39,13 @@ struct pending {
 	int rc;
 	bool done;
 	bool abandoned; /* the caller timed out: the writer frees it */
+	/*
+	 * Its own condition: the writer wakes exactly the callers whose batch
+	 * is done.  One condition for all made every finished batch wake every
+	 * waiting caller (thirty and more under load) only for most of them to
+	 * sleep again.
+	 */
+	pthread_cond_t cv;
 	struct pending *next;
 };
 
@@ -49,7 +56,8 @@ struct vault_audit {
 
 	/* Queue, failure state and the size as callers see it. */
 	pthread_mutex_t qlock;
-	pthread_cond_t wake, done;
+	pthread_cond_t wake;
+	pthread_condattr_t cv_attr; /* CLOCK_MONOTONIC, for every pending's condition */
 	struct pending *head, *tail;
 	bool stop, failed;
 	uint64_t size_pub;
@@ -557,11 +565,12 @@ writer_main(void *arg)
 			p->done = true;
 			if (p->abandoned) {
 				json_decref(p->ev);
+				pthread_cond_destroy(&p->cv);
 				free(p);
+			} else {
+				pthread_cond_signal(&p->cv);
 			}
 		}
-		if (batch != NULL)
-			pthread_cond_broadcast(&a->done);
 		if (stop)
 			break;
 	}
@@ -579,6 +588,7 @@ enqueue_wait(struct vault_audit *a, json_t *ev, uint64_t *seq)
 		return AAM_E_NOMEM;
 	}
 	p->ev = ev;
+	pthread_cond_init(&p->cv, &a->cv_attr);
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += a->timeout_ms / 1000;
@@ -591,6 +601,7 @@ enqueue_wait(struct vault_audit *a, json_t *ev, uint64_t *seq)
 	if (a->failed || a->stop) {
 		pthread_mutex_unlock(&a->qlock);
 		json_decref(ev);
+		pthread_cond_destroy(&p->cv);
 		free(p);
 		return AAM_E_AUDIT;
 	}
@@ -602,7 +613,7 @@ enqueue_wait(struct vault_audit *a, json_t *ev, uint64_t *seq)
 	pthread_cond_signal(&a->wake);
 	int rc = AAM_OK;
 	while (!p->done && rc == AAM_OK)
-		if (pthread_cond_timedwait(&a->done, &a->qlock, &dl) == ETIMEDOUT && !p->done)
+		if (pthread_cond_timedwait(&p->cv, &a->qlock, &dl) == ETIMEDOUT && !p->done)
 			rc = AAM_E_TIMEOUT;
 	if (!p->done) {
 		/* Still queued or being written: the writer frees it. */
@@ -616,6 +627,7 @@ enqueue_wait(struct vault_audit *a, json_t *ev, uint64_t *seq)
 	if (rc == AAM_OK && seq != NULL)
 		*seq = p->seq;
 	json_decref(p->ev);
+	pthread_cond_destroy(&p->cv);
 	free(p);
 	return rc;
 }
@@ -753,13 +765,10 @@ vault_audit_open(const struct vault_audit_config *cfg, struct vault_store *st,
 	pthread_mutex_init(&a->qlock, NULL);
 	pthread_mutex_init(&a->dblock, NULL);
 	pthread_cond_init(&a->wake, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&a->done, &ca);
+	pthread_condattr_init(&a->cv_attr);
+	pthread_condattr_setclock(&a->cv_attr, CLOCK_MONOTONIC);
 	pthread_cond_destroy(&a->wake);
-	pthread_cond_init(&a->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&a->wake, &a->cv_attr);
 	if (a->db_path == NULL || a->cp_dir == NULL || a->origin == NULL) {
 		vault_audit_close(a);
 		return AAM_E_NOMEM;
@@ -816,7 +825,7 @@ vault_audit_close(struct vault_audit *a)
 	aam_db_close(a->db);
 	EVP_PKEY_free(a->pkey);
 	pthread_cond_destroy(&a->wake);
-	pthread_cond_destroy(&a->done);
+	pthread_condattr_destroy(&a->cv_attr);
 	pthread_mutex_destroy(&a->qlock);
 	pthread_mutex_destroy(&a->dblock);
 	free(a->db_path);
