@@ -525,6 +525,32 @@ test_jwk_from_pkey_keeps_public_only(void **state)
 	EVP_PKEY_free(key);
 }
 
+/*
+ * Points that are not on P-256 are refused: a changed y, coordinates at or
+ * above the field prime, and (0, 0).  On P-256 (cofactor 1) this is the
+ * whole public-key validation; there is no small subgroup to check for.
+ */
+static void
+test_jwk_rejects_points_off_the_curve(void **state)
+{
+	(void)state;
+	EVP_PKEY *key = gen_key("P-256");
+	struct aam_jwk k, bad;
+	assert_int_equal(aam_jwk_from_pkey(key, NULL, &k), AAM_OK);
+	uint8_t y[AAM_JWK_COORD_LEN];
+	memcpy(y, k.y, sizeof(y));
+	y[31] ^= 1;
+	assert_int_equal(aam_jwk_from_xy(k.x, y, NULL, &bad), AAM_E_PARSE);
+	uint8_t ff[AAM_JWK_COORD_LEN], zero[AAM_JWK_COORD_LEN];
+	memset(ff, 0xff, sizeof(ff));
+	memset(zero, 0, sizeof(zero));
+	assert_int_equal(aam_jwk_from_xy(ff, k.y, NULL, &bad), AAM_E_PARSE);
+	assert_int_equal(aam_jwk_from_xy(k.x, ff, NULL, &bad), AAM_E_PARSE);
+	assert_int_equal(aam_jwk_from_xy(zero, zero, NULL, &bad), AAM_E_PARSE);
+	aam_jwk_uninit(&k);
+	EVP_PKEY_free(key);
+}
+
 static void
 test_jwk_rejects_private_d(void **state)
 {
@@ -979,6 +1005,7 @@ main(void)
 	        cmocka_unit_test(test_malformed_tokens),
 	        cmocka_unit_test(test_jwk_parse_and_emit),
 	        cmocka_unit_test(test_jwk_from_pkey_keeps_public_only),
+	        cmocka_unit_test(test_jwk_rejects_points_off_the_curve),
 	        cmocka_unit_test(test_jwk_rejects_private_d),
 	        cmocka_unit_test(test_jwk_rejects_malformed),
 	        cmocka_unit_test(test_jwks_lookup_by_kid),
