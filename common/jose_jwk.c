@@ -9,6 +9,7 @@
 #include "common/json.h"
 #include "aam/err.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -33,9 +34,61 @@ kid_valid(const char *kid)
 }
 
 /* Builds a public-only EVP_PKEY and lets OpenSSL check the point is on the curve. */
+/*
+ * Public keys made lately, by coordinates.  A DPoP client signs every proof
+ * with the same key, and building and checking an EVP_PKEY from the proof's
+ * jwk was a tenth of the gateway's CPU per request on that path.  Only
+ * public keys that passed the checks below are kept, and an EVP_PKEY is
+ * not changed by verifying with it, so sharing one (reference counted) is
+ * the same as building it again.
+ */
+#define KEYCACHE_SIZE 32
+static pthread_mutex_t keycache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t xy[2 * AAM_JWK_COORD_LEN];
+	EVP_PKEY *pkey;
+} keycache[KEYCACHE_SIZE];
+static unsigned keycache_next;
+
+static EVP_PKEY *
+keycache_get(const uint8_t xy[2 * AAM_JWK_COORD_LEN])
+{
+	EVP_PKEY *pkey = NULL;
+	pthread_mutex_lock(&keycache_mu);
+	for (unsigned i = 0; i < KEYCACHE_SIZE && pkey == NULL; i++)
+		if (keycache[i].pkey != NULL &&
+		    memcmp(keycache[i].xy, xy, sizeof(keycache[i].xy)) == 0 &&
+		    EVP_PKEY_up_ref(keycache[i].pkey) == 1)
+			pkey = keycache[i].pkey;
+	pthread_mutex_unlock(&keycache_mu);
+	return pkey;
+}
+
+static void
+keycache_put(const uint8_t xy[2 * AAM_JWK_COORD_LEN], EVP_PKEY *pkey)
+{
+	if (EVP_PKEY_up_ref(pkey) != 1)
+		return;
+	pthread_mutex_lock(&keycache_mu);
+	unsigned i = keycache_next++ % KEYCACHE_SIZE;
+	EVP_PKEY *old = keycache[i].pkey;
+	memcpy(keycache[i].xy, xy, sizeof(keycache[i].xy));
+	keycache[i].pkey = pkey;
+	pthread_mutex_unlock(&keycache_mu);
+	EVP_PKEY_free(old);
+}
+
 static int
 pkey_from_xy(const uint8_t x[AAM_JWK_COORD_LEN], const uint8_t y[AAM_JWK_COORD_LEN], EVP_PKEY **out)
 {
+	uint8_t xy[2 * AAM_JWK_COORD_LEN];
+	memcpy(xy, x, AAM_JWK_COORD_LEN);
+	memcpy(xy + AAM_JWK_COORD_LEN, y, AAM_JWK_COORD_LEN);
+	EVP_PKEY *cached = keycache_get(xy);
+	if (cached != NULL) {
+		*out = cached;
+		return AAM_OK;
+	}
 	uint8_t point[1 + 2 * AAM_JWK_COORD_LEN];
 	char group[] = "prime256v1";
 	point[0] = 0x04; /* uncompressed SEC1 point */
@@ -75,6 +128,7 @@ pkey_from_xy(const uint8_t x[AAM_JWK_COORD_LEN], const uint8_t y[AAM_JWK_COORD_L
 		EVP_PKEY_free(pkey);
 		return rc;
 	}
+	keycache_put(xy, pkey);
 	*out = pkey;
 	return AAM_OK;
 }
