@@ -50,19 +50,20 @@ mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* The model label for metrics: a configured route name, or "other" (bounded series). */
+/*
+ * The model label for metrics: a configured route name, or "other"
+ * (bounded series).  The label is copied into BUF (route names are at
+ * most 127 bytes): a pointer into the route table would dangle after a
+ * reload, and one into the request body after the body is released.
+ */
 static const char *
-model_label(struct gw *g, const char *model)
+model_label(struct gw *g, const char *model, char *buf, size_t cap)
 {
-	if (g->router == NULL || model == NULL)
+	if (g->router == NULL || model == NULL || !gw_router_has_route(g->router, model) ||
+	    strlen(model) >= cap)
 		return "other";
-	size_t n = gw_router_route_count(g->router);
-	for (size_t i = 0; i < n; i++) {
-		const char *r = gw_router_route_name(g->router, i);
-		if (r != NULL && strcmp(r, model) == 0)
-			return r;
-	}
-	return "other";
+	memcpy(buf, model, strlen(model) + 1);
+	return buf;
 }
 
 /* Response headers from upstream that a client may see (hop-by-hop and framing are ours). */
@@ -241,7 +242,9 @@ static int
 audit_unavailable(struct gw *g, const struct model_api *m, const char *model,
                   struct aam_http_response *resp)
 {
-	gw_metrics_request(g->metrics, m->endpoint, model_label(g, model), "error", 503);
+	char lb[128];
+	gw_metrics_request(g->metrics, m->endpoint, model_label(g, model, lb, sizeof(lb)), "error",
+	                   503);
 	return gw_respond_error(resp, m->style, 503, "audit_unavailable",
 	                        "The request was not served because its audit record could not be "
 	                        "stored.");
@@ -258,7 +261,8 @@ static void
 count_call(struct gw *g, const struct model_api *m, const char *model, unsigned status,
            const struct gw_call_result *res)
 {
-	const char *label = model_label(g, model);
+	char lb[128];
+	const char *label = model_label(g, model, lb, sizeof(lb));
 	gw_metrics_request(g->metrics, m->endpoint, label, "allow", status);
 	if (res->attempts > 0 || res->upstream_latency_us > 0)
 		gw_metrics_upstream(g->metrics, label, res->upstream_latency_us, res->cost_usd,
@@ -450,7 +454,8 @@ model_request(struct gw *g, const struct gw_request_ctx *rc, struct aam_http_res
 		return gw_respond_error(resp, m->style, st, "invalid_request", why);
 	}
 	const struct gw_reqstate *state = (const struct gw_reqstate *)(const void *)rc;
-	const char *label = model_label(g, mr.model);
+	char lb[128];
+	const char *label = model_label(g, mr.model, lb, sizeof(lb));
 
 	/* A virtual key may be limited to some routes, on top of the policies. */
 	if (state->who.vkey_models != NULL) {

@@ -27,9 +27,18 @@ gw_api_models(struct gw *g, const struct gw_request_ctx *rc, struct aam_http_res
 	const struct gw_reqstate *state = (const struct gw_reqstate *)(const void *)rc;
 	struct gw_vkey k = {.models = state->who.vkey_models};
 	json_t *data = json_array();
-	size_t n = g->router != NULL ? gw_router_route_count(g->router) : 0;
+	/* A copy of the names: a reload may free the route table meanwhile. */
+	char **names = NULL;
+	size_t n = 0;
+	if (g->router != NULL && gw_router_route_names(g->router, &names, &n) != AAM_OK) {
+		json_decref(data);
+		gw_policy_store_release(set);
+		gw_metrics_request(g->metrics, "/v1/models", "", "error", 500);
+		return gw_respond_error(resp, anthropic ? GW_ERR_ANTHROPIC : GW_ERR_OPENAI, 500,
+		                        "internal_error", "Out of memory.");
+	}
 	for (size_t i = 0; i < n; i++) {
-		const char *name = gw_router_route_name(g->router, i);
+		const char *name = names[i];
 		if (name == NULL || (k.models != NULL && !gw_vkey_allows_model(&k, name)))
 			continue;
 		struct gw_policy_request pr;
@@ -46,6 +55,7 @@ gw_api_models(struct gw *g, const struct gw_request_ctx *rc, struct aam_http_res
 		                                  "model", "created", 0, "owned_by", "aam");
 		json_array_append_new(data, e);
 	}
+	gw_router_route_names_free(names);
 	gw_policy_store_release(set);
 	json_t *body;
 	if (anthropic) {

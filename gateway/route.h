@@ -12,7 +12,9 @@
  *
  * Thread-safety: every function may be called from many threads at once;
  * gw_router_reload swaps the route table atomically (calls in flight keep
- * the table they started with).
+ * the table they started with) and carries each kept deployment's runtime
+ * state (cooldown, rpm/tpm window, in-flight count, latency) over to the
+ * new table (docs/ROUTING.md, "Reloads").
  */
 #ifndef AAM_GATEWAY_ROUTE_H
 #define AAM_GATEWAY_ROUTE_H
@@ -98,9 +100,19 @@ void gw_router_free(struct gw_router *r);
 int gw_router_call(struct gw_router *r, const struct gw_call *call, struct gw_sink *sink,
                    struct gw_call_result *res);
 
-/* For GET /v1/models: route names (gw-core filters them by policy). */
-size_t gw_router_route_count(const struct gw_router *r);
-const char *gw_router_route_name(const struct gw_router *r, size_t i);
+/*
+ * For GET /v1/models and metrics labels.  Routes reload on SIGHUP and
+ * whenever the routes file changes, and a reload frees the old table as
+ * soon as no call holds it, so nothing here hands out a pointer into a
+ * table: the names are copied, in file order, into *NAMES, one allocation
+ * the caller owns and frees with gw_router_route_names_free (the strings
+ * live inside it).  *N gets the count.  gw-core filters them by policy.
+ */
+int gw_router_route_names(struct gw_router *r, char ***names, size_t *n);
+void gw_router_route_names_free(char **names);
+/* Whether NAME is a route of the table in force (a snapshot: a reload may follow). */
+bool gw_router_has_route(struct gw_router *r, const char *name);
+size_t gw_router_route_count(struct gw_router *r);
 /* For /readyz: the vault's gateway socket answers. */
 bool gw_router_vault_ok(struct gw_router *r);
 

@@ -29,6 +29,7 @@ gw_router_new(const char *routes_path, const char *budget_db, const char *vault_
 	struct gw_router *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return AAM_E_NOMEM;
+	pthread_mutex_init(&r->reload_mu, NULL);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->rng_mu, NULL);
 	r->rng = gw_rng_seed();
@@ -61,14 +62,25 @@ gw_router_reload(struct gw_router *r, const char *routes_path, char *err, size_t
 	int rc = gw_routes_load(routes_path, &t, err, errlen);
 	if (rc != AAM_OK)
 		return rc;
+	/*
+	 * Reloads come from SIGHUP and from the file watch: one at a time, so
+	 * the table whose state is adopted is the one being replaced (two
+	 * racing reloads could otherwise each adopt from the same old table
+	 * and the later swap would drop what the earlier one carried over).
+	 */
+	pthread_mutex_lock(&r->reload_mu);
+	struct gw_routes *cur = gw_router_table(r);
+	size_t kept = gw_routes_adopt_state(t, cur);
+	gw_routes_unref(cur);
 	pthread_mutex_lock(&r->mu);
 	struct gw_routes *old = r->table;
 	r->table = t;
 	pthread_mutex_unlock(&r->mu);
+	pthread_mutex_unlock(&r->reload_mu);
 	/* Calls in flight hold their own reference to the old table. */
 	gw_routes_unref(old);
 	aam_log(AAM_LOG_INFO, "gateway.routes_reloaded", AAM_F_STR("path", routes_path),
-	        AAM_F_UINT("routes", t->nroutes));
+	        AAM_F_UINT("routes", t->nroutes), AAM_F_UINT("deployments_kept", kept));
 	return AAM_OK;
 }
 
@@ -80,6 +92,7 @@ gw_router_free(struct gw_router *r)
 	gw_routes_unref(r->table);
 	gw_budget_close(r->budget);
 	gw_vault_client_free(r->vault);
+	pthread_mutex_destroy(&r->reload_mu);
 	pthread_mutex_destroy(&r->mu);
 	pthread_mutex_destroy(&r->rng_mu);
 	free(r);
@@ -106,34 +119,67 @@ gw_router_random(void *ctx)
 }
 
 /*
- * The route count and names are read from the current table without a
- * reference: gw-core calls these from request threads while a reload may
- * swap the table, so they hold the lock and return names that live as
- * long as the router's current table.  Reloads happen on SIGHUP, far from
- * the microseconds a /v1/models answer takes to copy the names out.
+ * Route names are copied out of a referenced table: the table may be
+ * swapped and freed by a reload the moment the reference is dropped.
  */
+int
+gw_router_route_names(struct gw_router *r, char ***names, size_t *n)
+{
+	if (names != NULL)
+		*names = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (r == NULL || names == NULL || n == NULL)
+		return AAM_E_INVAL;
+	struct gw_routes *t = gw_router_table(r);
+	size_t bytes = (t->nroutes + 1) * sizeof(char *);
+	for (size_t i = 0; i < t->nroutes; i++)
+		bytes += strlen(t->routes[i].name) + 1;
+	char **v = malloc(bytes);
+	if (v == NULL) {
+		gw_routes_unref(t);
+		return AAM_E_NOMEM;
+	}
+	char *p = (char *)(v + t->nroutes + 1);
+	for (size_t i = 0; i < t->nroutes; i++) {
+		size_t len = strlen(t->routes[i].name) + 1;
+		memcpy(p, t->routes[i].name, len);
+		v[i] = p;
+		p += len;
+	}
+	v[t->nroutes] = NULL;
+	*n = t->nroutes;
+	*names = v;
+	gw_routes_unref(t);
+	return AAM_OK;
+}
+
+void
+gw_router_route_names_free(char **names)
+{
+	free(names);
+}
+
+bool
+gw_router_has_route(struct gw_router *r, const char *name)
+{
+	if (r == NULL || name == NULL)
+		return false;
+	struct gw_routes *t = gw_router_table(r);
+	bool found = gw_routes_find(t, name) != NULL;
+	gw_routes_unref(t);
+	return found;
+}
+
 size_t
-gw_router_route_count(const struct gw_router *r)
+gw_router_route_count(struct gw_router *r)
 {
 	if (r == NULL)
 		return 0;
-	struct gw_router *m = (struct gw_router *)(uintptr_t)r;
-	pthread_mutex_lock(&m->mu);
-	size_t n = m->table->nroutes;
-	pthread_mutex_unlock(&m->mu);
+	struct gw_routes *t = gw_router_table(r);
+	size_t n = t->nroutes;
+	gw_routes_unref(t);
 	return n;
-}
-
-const char *
-gw_router_route_name(const struct gw_router *r, size_t i)
-{
-	if (r == NULL)
-		return NULL;
-	struct gw_router *m = (struct gw_router *)(uintptr_t)r;
-	pthread_mutex_lock(&m->mu);
-	const char *name = i < m->table->nroutes ? m->table->routes[i].name : NULL;
-	pthread_mutex_unlock(&m->mu);
-	return name;
 }
 
 bool

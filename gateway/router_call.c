@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "gateway/budget.h"
 #include "gateway/provider.h"
+#include "gateway/provider_int.h"
 #include "gateway/route.h"
 #include "gateway/router_int.h"
 #include "gateway/vault_client.h"
@@ -371,32 +372,75 @@ enqueue(const struct gw_routes *t, const struct gw_route **q, size_t *n, size_t 
 	}
 }
 
+/*
+ * docs/ROUTING.md, "Settle".  Without the final usage the charge must
+ * not fall below what was spent: the input an Anthropic message_start
+ * reported is spent, and the output delivered so far is bounded by its
+ * bytes (a token is at least one byte of text).  An OpenAI stream reports
+ * nothing before its last chunk, and reasoning models (like Anthropic's
+ * summarised thinking) spend output tokens the stream does not show, so
+ * those are charged the reservation's worst case: the input estimate and
+ * the output cap.  Output generated upstream but never delivered before
+ * the cut cannot be seen; the cap bounds it in the worst-case branch only.
+ */
+void
+gw_settle_tokens(const struct gw_usage *u, const struct gw_stream_progress *p, bool openai_wire,
+                 int64_t est_in, int64_t out_cap, struct gw_charge *c)
+{
+	struct gw_usage none = {0};
+	if (u == NULL)
+		u = &none;
+	memset(c, 0, sizeof(*c));
+	c->cached = u->cached > 0 ? u->cached : 0;
+	bool final = p != NULL ? p->final_usage : u->seen;
+	if (final) {
+		c->input = u->input > 0 ? u->input : est_in;
+		c->output = u->output > 0 ? u->output : 0;
+		return;
+	}
+	c->estimated = true;
+	bool input_known = p != NULL && p->input_reported && u->input > 0;
+	c->input = input_known ? u->input : est_in;
+	if (!input_known)
+		c->cached = 0;
+	int64_t out = out_cap;
+	if (p != NULL && !openai_wire && input_known && !p->opaque_output) {
+		out = p->output_bytes > u->output ? p->output_bytes : u->output;
+		if (out_cap > 0 && out > out_cap)
+			out = out_cap;
+	}
+	c->output = out > 0 ? out : 0;
+}
+
 static void
 settle(struct gw_router *r, int64_t rid, const struct attempt *a, int64_t est_in, int64_t out_cap,
        struct gw_call_result *res)
 {
 	struct gw_usage u = a->usage;
-	if (a->x != NULL)
+	struct gw_stream_progress p = {0};
+	if (a->x != NULL) {
 		gw_xlate_usage(a->x, &u);
-	int64_t in = u.seen && u.input > 0 ? u.input : est_in;
-	int64_t out = u.output;
-	if (!u.seen && a->call->stream) {
-		/* No usage reported (cut off): charge the bytes seen, ~4 per token, up to the cap.
-		 */
-		out = (int64_t)(a->upstream_bytes / 4);
-		if (out_cap > 0 && out > out_cap)
-			out = out_cap;
+		gw_xlate_progress(a->x, &p);
 	}
-	int64_t cached = u.cached > 0 ? u.cached : 0;
-	int64_t uncached = in > cached ? in - cached : 0;
+	enum gw_wire wire = GW_WIRE_OPENAI;
+	(void)gw_provider_wire(a->d->provider, &wire);
+	struct gw_charge ch;
+	gw_settle_tokens(&u, a->call->stream ? &p : NULL, wire == GW_WIRE_OPENAI, est_in, out_cap,
+	                 &ch);
+	int64_t uncached = ch.input > ch.cached ? ch.input - ch.cached : 0;
 	const struct gw_deployment *d = a->d;
-	double cost = ((double)uncached * d->cost_in + (double)cached * d->cost_cached +
-	               (double)out * d->cost_out) /
+	double cost = ((double)uncached * d->cost_in + (double)ch.cached * d->cost_cached +
+	               (double)ch.output * d->cost_out) /
 	              1e6;
-	res->input_tokens = in;
-	res->output_tokens = out;
-	res->cached_tokens = cached;
+	res->input_tokens = ch.input;
+	res->output_tokens = ch.output;
+	res->cached_tokens = ch.cached;
 	res->cost_usd = cost;
+	if (ch.estimated)
+		aam_log(AAM_LOG_INFO, "gateway.settle_estimated",
+		        AAM_F_STR("request_id", a->call->request_id),
+		        AAM_F_STR("deployment", d->id), AAM_F_INT("input_tokens", ch.input),
+		        AAM_F_INT("output_tokens", ch.output));
 	if (rid > 0 && gw_budget_settle(r->budget, rid, cost) != AAM_OK)
 		aam_log(AAM_LOG_ERROR, "gateway.budget_settle_failed",
 		        AAM_F_STR("request_id", a->call->request_id));

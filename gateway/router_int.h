@@ -36,11 +36,21 @@ enum gw_strategy {
 #define GW_MAX_FALLBACKS             16 /* per route and kind */
 
 /*
- * Runtime state of one deployment, shared by every call that uses the
- * table.  Guarded by the table's state mutex: the sections are a few
- * loads and stores, far shorter than anything else on a call's path.
+ * Runtime state of one deployment.  It outlives route tables: a reload
+ * hands the object of every deployment that is still configured (same
+ * route name, provider, model, api_base and credential) to the new table
+ * (gw_routes_adopt_state), so a cooldown, the minute's rpm/tpm counts,
+ * in-flight counts and latency averages survive an edit of the routes
+ * file.  Each table holds a reference; calls in flight on an old table
+ * keep updating the very object they started with, which the new table
+ * shares, so their in-flight decrement lands where the increment did.
+ * A removed deployment's object goes with the last table holding it.
+ * MU guards the fields: a few loads and stores, far shorter than anything
+ * else on a call's path.
  */
 struct gw_dep_state {
+	atomic_int refs;
+	pthread_mutex_t mu;
 	int64_t in_flight;
 	double ewma_latency_us; /* 0 = no sample yet */
 	int64_t fail_times[16]; /* ring of recent failure times (ms, monotonic) */
@@ -54,7 +64,8 @@ struct gw_dep_state {
 struct gw_route {
 	char *name;
 	struct gw_deployment *deps;
-	struct gw_dep_state *state; /* one per deployment */
+	struct gw_dep_state **state; /* one per deployment, each referenced */
+	char **dep_ids;              /* the deployments' optional `id` keys (NULL = none) */
 	size_t ndeps;
 	char **fallbacks; /* ordered route names */
 	size_t nfallbacks;
@@ -79,7 +90,6 @@ struct gw_routes {
 	struct gw_route *routes;
 	size_t nroutes;
 	struct gw_settings settings;
-	pthread_mutex_t state_mu;
 };
 
 /*
@@ -93,6 +103,16 @@ int gw_routes_parse(const char *name, const void *data, size_t len, struct gw_ro
 void gw_routes_ref(struct gw_routes *t);
 void gw_routes_unref(struct gw_routes *t);
 const struct gw_route *gw_routes_find(const struct gw_routes *t, const char *name);
+/*
+ * Gives each deployment of the fresh table T that is also in OLD OLD's
+ * runtime state object instead of its own new one.  "Also in OLD": in the
+ * route of the same name, the deployment with the same `id` key when it
+ * has one, else one without an `id` with the same provider, model,
+ * api_base and credential (among identical ones, the first unmatched in
+ * file order).  T must not be in use yet; OLD may be.  Returns how many
+ * deployments kept their state.
+ */
+size_t gw_routes_adopt_state(struct gw_routes *t, const struct gw_routes *old);
 const char *gw_strategy_name(enum gw_strategy s);
 
 /* Parses "500ms", "30s", "5m", "1h" or a plain number of seconds into ms. */
@@ -117,6 +137,41 @@ void gw_state_begin(struct gw_routes *t, const struct gw_route *route, size_t i,
 void gw_state_end(struct gw_routes *t, const struct gw_route *route, size_t i, bool ok,
                   int64_t latency_us, int64_t tokens, int64_t now_ms);
 
+/*
+ * What a stream translator saw of the upstream's output, for the budget
+ * settle of a stream that ended early (translate_stream.c).
+ * INPUT_REPORTED: an Anthropic message_start (or OpenAI usage) gave the
+ * input tokens.  FINAL_USAGE: the usage that closes the stream arrived
+ * (Anthropic message_delta; an OpenAI chunk carrying usage, cumulative).
+ * OUTPUT_BYTES: bytes of generated text, tool names and tool arguments
+ * (and visible thinking) in the deltas so far; a BPE token is at least
+ * one byte of text, so this bounds the delivered output tokens from
+ * above.  OPAQUE_OUTPUT: the model produced output the stream does not
+ * show byte for byte (Anthropic thinking blocks are summarised, redacted
+ * thinking is encrypted), so OUTPUT_BYTES bounds nothing.
+ */
+struct gw_stream_progress {
+	bool input_reported, final_usage, opaque_output;
+	int64_t output_bytes;
+};
+void gw_xlate_progress(const struct gw_xlate *x, struct gw_stream_progress *p);
+
+/*
+ * The tokens a call is charged (router_call.c, docs/ROUTING.md
+ * "Settle"): the reported usage when the upstream finished reporting it,
+ * else an amount never below what is known to be spent.  U is the usage
+ * seen (NULL = none), P the stream's progress (NULL for a non-stream
+ * answer), OPENAI_WIRE whether the upstream spoke the OpenAI wire,
+ * EST_IN the input estimate of the reservation, OUT_CAP its output
+ * worst case.
+ */
+struct gw_charge {
+	int64_t input, output, cached;
+	bool estimated; /* not the upstream's final usage */
+};
+void gw_settle_tokens(const struct gw_usage *u, const struct gw_stream_progress *p,
+                      bool openai_wire, int64_t est_in, int64_t out_cap, struct gw_charge *c);
+
 /* Random numbers: xorshift64*, seeded from AAM_ROUTER_SEED or the clock. */
 uint64_t gw_rng_next(uint64_t *s);
 double gw_rng_unit(uint64_t *s); /* [0, 1) */
@@ -128,7 +183,8 @@ int64_t gw_now_ms(void); /* monotonic */
 struct gw_budget;
 struct gw_vault_client;
 struct gw_router {
-	pthread_mutex_t mu; /* guards TABLE (the pointer, not the table) */
+	pthread_mutex_t reload_mu; /* one reload at a time (SIGHUP and the file watch) */
+	pthread_mutex_t mu;        /* guards TABLE (the pointer, not the table) */
 	struct gw_routes *table;
 	struct gw_budget *budget;
 	struct gw_vault_client *vault;

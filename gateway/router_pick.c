@@ -66,7 +66,7 @@ gw_rng_seed(void)
 	return seed != 0 ? seed : 1;
 }
 
-/* Rolls the minute counters over (caller holds state_mu). */
+/* Rolls the minute counters over (caller holds the state's mutex). */
 static void
 roll_minute(struct gw_dep_state *s, int64_t now_ms)
 {
@@ -120,10 +120,9 @@ gw_pick(struct gw_routes *t, const struct gw_route *route, uint64_t exclude,
 	bool ok[GW_MAX_DEPLOYMENTS];
 	double sc[GW_MAX_DEPLOYMENTS];
 	size_t n_ok = 0, n_ctx = 0, n_rate = 0, n_cool = 0;
-	pthread_mutex_lock(&t->state_mu);
 	for (size_t i = 0; i < route->ndeps; i++) {
 		const struct gw_deployment *d = &route->deps[i];
-		struct gw_dep_state *s = &route->state[i];
+		struct gw_dep_state *s = route->state[i];
 		ok[i] = false;
 		if (exclude & (UINT64_C(1) << i))
 			continue;
@@ -133,21 +132,25 @@ gw_pick(struct gw_routes *t, const struct gw_route *route, uint64_t exclude,
 			n_ctx++;
 			continue;
 		}
-		if (s->cooldown_until_ms > now_ms) {
+		pthread_mutex_lock(&s->mu);
+		bool cool = s->cooldown_until_ms > now_ms;
+		bool rate = false;
+		if (!cool) {
+			roll_minute(s, now_ms);
+			rate = (d->rpm > 0 && s->minute_requests >= d->rpm) ||
+			       (d->tpm > 0 && s->minute_tokens + input_tokens > d->tpm);
+			sc[i] = score(t, d, s);
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (cool) {
 			n_cool++;
-			continue;
-		}
-		roll_minute(s, now_ms);
-		if ((d->rpm > 0 && s->minute_requests >= d->rpm) ||
-		    (d->tpm > 0 && s->minute_tokens + input_tokens > d->tpm)) {
+		} else if (rate) {
 			n_rate++;
-			continue;
+		} else {
+			ok[i] = true;
+			n_ok++;
 		}
-		ok[i] = true;
-		sc[i] = score(t, d, s);
-		n_ok++;
 	}
-	pthread_mutex_unlock(&t->state_mu);
 	if (n_ok == 0) {
 		*why = n_ctx > 0    ? GW_PICK_CONTEXT
 		       : n_rate > 0 ? GW_PICK_RATE
@@ -183,21 +186,22 @@ gw_pick(struct gw_routes *t, const struct gw_route *route, uint64_t exclude,
 void
 gw_state_begin(struct gw_routes *t, const struct gw_route *route, size_t i, int64_t now_ms)
 {
-	struct gw_dep_state *s = &route->state[i];
-	pthread_mutex_lock(&t->state_mu);
+	(void)t;
+	struct gw_dep_state *s = route->state[i];
+	pthread_mutex_lock(&s->mu);
 	roll_minute(s, now_ms);
 	s->in_flight++;
 	s->minute_requests++;
-	pthread_mutex_unlock(&t->state_mu);
+	pthread_mutex_unlock(&s->mu);
 }
 
 void
 gw_state_end(struct gw_routes *t, const struct gw_route *route, size_t i, bool ok,
              int64_t latency_us, int64_t tokens, int64_t now_ms)
 {
-	struct gw_dep_state *s = &route->state[i];
+	struct gw_dep_state *s = route->state[i];
 	const struct gw_settings *cfg = &t->settings;
-	pthread_mutex_lock(&t->state_mu);
+	pthread_mutex_lock(&s->mu);
 	roll_minute(s, now_ms);
 	if (s->in_flight > 0)
 		s->in_flight--;
@@ -227,5 +231,5 @@ gw_state_end(struct gw_routes *t, const struct gw_route *route, size_t i, bool o
 			s->fail_pos = 0;
 		}
 	}
-	pthread_mutex_unlock(&t->state_mu);
+	pthread_mutex_unlock(&s->mu);
 }

@@ -139,9 +139,9 @@ get_duration(struct ld *l, const struct aam_yaml_node *n, const char *what, int6
 
 static const char *const K_TOP[] = {"model_list", "router_settings", NULL};
 static const char *const K_ROUTE[] = {"model_name", "deployments", "max_output_tokens", NULL};
-static const char *const K_DEP[] = {"provider",    "model", "api_base", "api_version", "credential",
-                                    "region",      "rpm",   "tpm",      "weight",      "timeout",
-                                    "max_context", "cost",  NULL};
+static const char *const K_DEP[] = {
+        "id",  "provider", "model",  "api_base", "api_version", "credential",  "region",
+        "rpm", "tpm",      "weight", "timeout",  "cost",        "max_context", NULL};
 static const char *const K_COST[] = {"input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
                                      NULL};
 static const char *const K_SET[] = {"routing_strategy",
@@ -175,7 +175,7 @@ load_cost(struct ld *l, const struct aam_yaml_node *n, struct gw_deployment *d)
 
 static int
 load_dep(struct ld *l, const struct aam_yaml_node *n, const char *route, size_t idx,
-         struct gw_deployment *d)
+         struct gw_deployment *d, char **stable_id)
 {
 	int rc = check_keys(l, n, "deployment", K_DEP);
 	if (rc != AAM_OK)
@@ -184,7 +184,11 @@ load_dep(struct ld *l, const struct aam_yaml_node *n, const char *route, size_t 
 	for (size_t i = 0; rc == AAM_OK && i < n->n; i++) {
 		const char *k = n->keys[i]->str;
 		const struct aam_yaml_node *v = n->items[i];
-		if (strcmp(k, "provider") == 0) {
+		if (strcmp(k, "id") == 0) {
+			rc = get_str(l, v, k, stable_id);
+			if (rc == AAM_OK && strlen(*stable_id) > 127)
+				rc = fail(l, v, "id: at most 127 bytes");
+		} else if (strcmp(k, "provider") == 0) {
 			rc = get_str(l, v, k, &d->provider);
 			bool known = false;
 			for (size_t j = 0; rc == AAM_OK && PROVIDERS[j] != NULL; j++)
@@ -249,6 +253,26 @@ load_dep(struct ld *l, const struct aam_yaml_node *n, const char *route, size_t 
 	return d->id != NULL ? AAM_OK : AAM_E_NOMEM;
 }
 
+static struct gw_dep_state *
+state_new(void)
+{
+	struct gw_dep_state *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	atomic_init(&st->refs, 1);
+	pthread_mutex_init(&st->mu, NULL);
+	return st;
+}
+
+static void
+state_unref(struct gw_dep_state *st)
+{
+	if (st != NULL && atomic_fetch_sub(&st->refs, 1) == 1) {
+		pthread_mutex_destroy(&st->mu);
+		free(st);
+	}
+}
+
 static int
 load_route(struct ld *l, const struct aam_yaml_node *n, struct gw_route *r)
 {
@@ -276,11 +300,21 @@ load_route(struct ld *l, const struct aam_yaml_node *n, struct gw_route *r)
 		return fail(l, deps, "deployments: at most %d per route", GW_MAX_DEPLOYMENTS);
 	r->deps = calloc(deps->n, sizeof(*r->deps));
 	r->state = calloc(deps->n, sizeof(*r->state));
-	if (r->deps == NULL || r->state == NULL)
+	r->dep_ids = calloc(deps->n, sizeof(*r->dep_ids));
+	if (r->deps == NULL || r->state == NULL || r->dep_ids == NULL)
 		return AAM_E_NOMEM;
 	r->ndeps = deps->n;
-	for (size_t i = 0; rc == AAM_OK && i < deps->n; i++)
-		rc = load_dep(l, deps->items[i], r->name, i, &r->deps[i]);
+	for (size_t i = 0; i < deps->n; i++)
+		if ((r->state[i] = state_new()) == NULL)
+			return AAM_E_NOMEM;
+	for (size_t i = 0; rc == AAM_OK && i < deps->n; i++) {
+		rc = load_dep(l, deps->items[i], r->name, i, &r->deps[i], &r->dep_ids[i]);
+		for (size_t j = 0; rc == AAM_OK && r->dep_ids[i] != NULL && j < i; j++)
+			if (r->dep_ids[j] != NULL && strcmp(r->dep_ids[i], r->dep_ids[j]) == 0)
+				rc = fail(l, aam_yaml_map_get(deps->items[i], "id"),
+				          "id: duplicate deployment id '%s' in route '%s'",
+				          r->dep_ids[i], r->name);
+	}
 	return rc;
 }
 
@@ -426,7 +460,6 @@ table_new(void)
 	if (t == NULL)
 		return NULL;
 	atomic_init(&t->refs, 1);
-	pthread_mutex_init(&t->state_mu, NULL);
 	t->settings = (struct gw_settings){
 	        .strategy = GW_STRATEGY_SIMPLE_SHUFFLE,
 	        .num_retries = GW_DEFAULT_NUM_RETRIES,
@@ -463,13 +496,15 @@ table_free(struct gw_routes *t)
 			free(d->region);
 		}
 		free(r->deps);
+		for (size_t j = 0; r->state != NULL && j < r->ndeps; j++)
+			state_unref(r->state[j]);
 		free(r->state);
+		free_list(r->dep_ids, r->dep_ids != NULL ? r->ndeps : 0);
 		free(r->name);
 		free_list(r->fallbacks, r->nfallbacks);
 		free_list(r->cw_fallbacks, r->ncw_fallbacks);
 	}
 	free(t->routes);
-	pthread_mutex_destroy(&t->state_mu);
 	free(t);
 }
 
@@ -552,6 +587,56 @@ gw_routes_find(const struct gw_routes *t, const char *name)
 		if (t->routes[i].name != NULL && strcmp(t->routes[i].name, name) == 0)
 			return &t->routes[i];
 	return NULL;
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/*
+ * The stable identity of deployment I of route A and J of route B
+ * (docs/ROUTING.md, "Reloads"): the `id` key when either has one, else
+ * what makes it the same upstream account.
+ */
+static bool
+same_deployment(const struct gw_route *a, size_t i, const struct gw_route *b, size_t j)
+{
+	if (a->dep_ids[i] != NULL || b->dep_ids[j] != NULL)
+		return same_str(a->dep_ids[i], b->dep_ids[j]);
+	const struct gw_deployment *x = &a->deps[i], *y = &b->deps[j];
+	return same_str(x->provider, y->provider) && same_str(x->model, y->model) &&
+	       same_str(x->api_base, y->api_base) && same_str(x->credential, y->credential);
+}
+
+size_t
+gw_routes_adopt_state(struct gw_routes *t, const struct gw_routes *old)
+{
+	size_t kept = 0;
+	if (t == NULL || old == NULL)
+		return 0;
+	for (size_t i = 0; i < t->nroutes; i++) {
+		struct gw_route *r = &t->routes[i];
+		const struct gw_route *o = gw_routes_find(old, r->name);
+		if (o == NULL)
+			continue;
+		uint64_t taken = 0; /* old deployments already matched (at most 64) */
+		for (size_t j = 0; j < r->ndeps; j++) {
+			for (size_t k = 0; k < o->ndeps; k++) {
+				if ((taken & (UINT64_C(1) << k)) != 0 ||
+				    !same_deployment(r, j, o, k))
+					continue;
+				taken |= UINT64_C(1) << k;
+				atomic_fetch_add(&o->state[k]->refs, 1);
+				state_unref(r->state[j]);
+				r->state[j] = o->state[k];
+				kept++;
+				break;
+			}
+		}
+	}
+	return kept;
 }
 
 const char *

@@ -27,6 +27,11 @@
  * A stream that ends before its stop reason, or that carried an error,
  * gets an error event in the client's shape, which both official SDKs
  * raise as an error instead of returning a truncated answer.
+ *
+ * Along the way the translator keeps the stream's progress for the budget
+ * settle of a stream cut short (gw_xlate_progress, router_int.h): whether
+ * the input and the final usage were reported, and the bytes of output
+ * the deltas carried.
  */
 #include "gateway/provider_int.h"
 
@@ -38,6 +43,7 @@
 #include "aam/err.h"
 #include "common/b64.h"
 #include "common/json.h"
+#include "gateway/router_int.h"
 #include "gateway/sse.h"
 
 enum { BLK_NONE = 0, BLK_TEXT, BLK_TOOL, BLK_OTHER };
@@ -58,6 +64,7 @@ struct gw_xlate {
 	bool started;        /* the client's stream was opened */
 	bool closed;         /* the client's stream was terminated */
 	struct gw_usage usage;
+	struct gw_stream_progress progress; /* for the settle of a stream cut short */
 	char id[128], model[128];
 	int64_t created;
 	/* Anthropic -> OpenAI */
@@ -167,6 +174,76 @@ oai_end(struct gw_xlate *x)
 	return rc == AAM_OK ? emit_done(x) : rc;
 }
 
+/* Adds the byte length of string member KEY of O to the output seen. */
+static void
+count_str(struct gw_xlate *x, const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	if (json_is_string(v))
+		x->progress.output_bytes += (int64_t)json_string_length(v);
+}
+
+/*
+ * Keeps the progress of an Anthropic stream: whether the input and the
+ * final usage were reported, and the bytes of output the deltas carried.
+ */
+static void
+count_anthropic(struct gw_xlate *x, const char *type, const json_t *ev)
+{
+	struct gw_stream_progress *p = &x->progress;
+	if (strcmp(type, "message_start") == 0) {
+		const json_t *u = json_object_get(json_object_get(ev, "message"), "usage");
+		if (json_is_integer(json_object_get(u, "input_tokens")))
+			p->input_reported = true;
+	} else if (strcmp(type, "message_delta") == 0) {
+		if (json_is_integer(json_object_get(json_object_get(ev, "usage"), "output_tokens")))
+			p->final_usage = true;
+	} else if (strcmp(type, "content_block_start") == 0) {
+		const json_t *cb = json_object_get(ev, "content_block");
+		const char *bt = gw_json_str(cb, "type");
+		if (bt != NULL && (strcmp(bt, "text") == 0 || strcmp(bt, "tool_use") == 0 ||
+		                   strcmp(bt, "server_tool_use") == 0)) {
+			count_str(x, cb, "text");
+			count_str(x, cb, "name");
+		} else if (bt != NULL && strstr(bt, "tool_result") == NULL) {
+			/* thinking (summarised), redacted_thinking (encrypted), unknown kinds. */
+			p->opaque_output = true;
+		}
+	} else if (strcmp(type, "content_block_delta") == 0) {
+		const json_t *d = json_object_get(ev, "delta");
+		count_str(x, d, "text");
+		count_str(x, d, "partial_json");
+		count_str(x, d, "thinking");
+	}
+}
+
+/* The same for one OpenAI chunk: every choice's content, refusal, reasoning and tool calls. */
+static void
+count_openai(struct gw_xlate *x, const json_t *c)
+{
+	if (json_is_object(json_object_get(c, "usage"))) {
+		x->progress.input_reported = true;
+		x->progress.final_usage = true;
+	}
+	size_t i;
+	const json_t *ch;
+	json_array_foreach(json_object_get(c, "choices"), i, ch)
+	{
+		const json_t *d = json_object_get(ch, "delta");
+		count_str(x, d, "content");
+		count_str(x, d, "refusal");
+		count_str(x, d, "reasoning_content");
+		size_t k;
+		const json_t *tc;
+		json_array_foreach(json_object_get(d, "tool_calls"), k, tc)
+		{
+			const json_t *fn = json_object_get(tc, "function");
+			count_str(x, fn, "name");
+			count_str(x, fn, "arguments");
+		}
+	}
+}
+
 /* One Anthropic stream event (from SSE or Bedrock), for either client. */
 static int
 on_anthropic(struct gw_xlate *x, const json_t *ev)
@@ -176,6 +253,7 @@ on_anthropic(struct gw_xlate *x, const json_t *ev)
 		return AAM_E_PARSE;
 	bool to_openai = x->client_openai;
 	int rc = AAM_OK;
+	count_anthropic(x, type, ev);
 
 	if (strcmp(type, "message_start") == 0) {
 		const json_t *m = json_object_get(ev, "message");
@@ -423,6 +501,7 @@ on_openai(struct gw_xlate *x, const struct gw_sse_event *sev)
 	const json_t *usage = json_object_get(c, "usage");
 	const json_t *choices = json_object_get(c, "choices");
 	gw_usage_from_openai(usage, &x->usage);
+	count_openai(x, c);
 	const json_t *e = json_object_get(c, "error");
 	if (e && !json_is_null(e))
 		x->upstream_error = true;
@@ -624,6 +703,13 @@ gw_xlate_usage(const struct gw_xlate *x, struct gw_usage *u)
 {
 	if (u)
 		*u = x ? x->usage : (struct gw_usage){0};
+}
+
+void
+gw_xlate_progress(const struct gw_xlate *x, struct gw_stream_progress *p)
+{
+	if (p)
+		*p = x ? x->progress : (struct gw_stream_progress){0};
 }
 
 void

@@ -10,7 +10,8 @@
  * translation), fallback on 500 and on 429, cooldown, context-window
  * fallback, retries honouring retry-after, the strategies with a fixed
  * seed, budgets (refusal before any upstream request, settle to real
- * usage, a stream cut off by the client still settles), upstream 4xx
+ * usage, a stream cut off by the client or by the upstream settles to at
+ * least what was spent), upstream 4xx
  * passed through without retry, and the credential reaching the upstream
  * while nothing the client receives contains it.
  */
@@ -27,6 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,8 +53,22 @@ struct mock {
 	int port;
 };
 
+/*
+ * An upstream that speaks Anthropic's stream and cuts the connection after
+ * message_start and two text deltas (chunked encoding, no last chunk):
+ * aam-mock-provider cuts streams only on a request header the router
+ * does not forward.
+ */
+struct cutsrv {
+	int fd, port;
+	pthread_t th;
+	bool running;
+};
+
 struct ctx {
 	bool skip;
+	bool v1; /* api_base ends in /v1 (toggled by reload(): new deployment identities) */
+	struct cutsrv cut;
 	struct vh v;
 	struct mock m[M_COUNT];
 	char keyfile[1024], routes[1024], db[1024];
@@ -179,13 +197,13 @@ put_secret(const char *name, bool header, int port)
 static void
 dep(struct aam_buf *b, const char *provider, int idx, const char *extra)
 {
-	aam_buf_printf(b,
-	               "      - {provider: %s, model: mock-%s, api_base: \"http://127.0.0.1:%d\", "
-	               "credential: %s-%d, region: %s%s%s}\n",
-	               provider, provider, C->m[idx].port,
-	               strcmp(provider, "anthropic") == 0 ? "ant" : "oai", idx,
-	               idx == M_OK2 ? "eu" : "us", extra != NULL ? ", " : "",
-	               extra != NULL ? extra : "");
+	aam_buf_printf(
+	        b,
+	        "      - {provider: %s, model: mock-%s, api_base: \"http://127.0.0.1:%d%s\", "
+	        "credential: %s-%d, region: %s%s%s}\n",
+	        provider, provider, C->m[idx].port, C->v1 ? "/v1" : "",
+	        strcmp(provider, "anthropic") == 0 ? "ant" : "oai", idx, idx == M_OK2 ? "eu" : "us",
+	        extra != NULL ? ", " : "", extra != NULL ? extra : "");
 }
 
 static void
@@ -218,6 +236,11 @@ write_routes(const char *strategy)
 	dep(&b, "openai", M_SLOW, "cost: {input_per_mtok: 2, output_per_mtok: 8}");
 	aam_buf_printf(&b, "  - model_name: hang\n    deployments:\n");
 	dep(&b, "openai", M_HANG, "timeout: 1s");
+	aam_buf_printf(&b, "  - model_name: cutclaude\n    deployments:\n");
+	aam_buf_printf(&b,
+	               "      - {provider: anthropic, model: m, api_base: \"http://127.0.0.1:%d\", "
+	               "credential: ant-cut, cost: {input_per_mtok: 3, output_per_mtok: 15}}\n",
+	               C->cut.port);
 	aam_buf_printf(&b,
 	               "router_settings:\n"
 	               "  routing_strategy: %s\n"
@@ -233,6 +256,109 @@ write_routes(const char *strategy)
 	assert_false(aam_buf_failed(&b));
 	assert_int_equal(aam_test_write_file(C->routes, b.data, b.len, 0600), 0);
 	aam_buf_uninit(&b);
+}
+
+#define CUT_CHUNK(s) "%zx\r\n%s\r\n", strlen(s), s
+static const char CUT_START[] =
+        "event: message_start\n"
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_cut\",\"type\":"
+        "\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],"
+        "\"usage\":{\"input_tokens\":777,\"output_tokens\":1}}}\n\n"
+        "event: content_block_start\n"
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
+        "\"text\",\"text\":\"\"}}\n\n";
+/* 20 bytes of text. */
+static const char CUT_DELTA[] =
+        "event: content_block_delta\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+        "\"text_delta\",\"text\":\"abcdefghij0123456789\"}}\n\n";
+
+static void
+cut_answer(int c)
+{
+	/* Read the request head and its body (Content-Length) before answering. */
+	char req[65536];
+	size_t n = 0;
+	char *end = NULL;
+	while (n + 1 < sizeof(req) && end == NULL) {
+		ssize_t k = read(c, req + n, sizeof(req) - 1 - n);
+		if (k <= 0)
+			return;
+		n += (size_t)k;
+		req[n] = '\0';
+		end = strstr(req, "\r\n\r\n");
+	}
+	if (end == NULL)
+		return;
+	size_t want = 0;
+	for (char *h = req; h < end; h++)
+		if (strncasecmp(h, "\ncontent-length:", 16) == 0)
+			want = strtoul(h + 16, NULL, 10);
+	size_t have = n - (size_t)(end + 4 - req);
+	char sink[4096];
+	while (have < want) {
+		ssize_t k = read(c, sink, sizeof(sink));
+		if (k <= 0)
+			return;
+		have += (size_t)k;
+	}
+	struct aam_buf b;
+	aam_buf_init(&b, 1 << 16);
+	aam_buf_printf(&b, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+	                   "transfer-encoding: chunked\r\n\r\n");
+	aam_buf_printf(&b, CUT_CHUNK(CUT_START));
+	aam_buf_printf(&b, CUT_CHUNK(CUT_DELTA));
+	aam_buf_printf(&b, CUT_CHUNK(CUT_DELTA));
+	/* ...and the connection drops: no message_delta, no message_stop, no last chunk. */
+	size_t off = 0;
+	while (off < b.len) {
+		ssize_t k = write(c, b.data + off, b.len - off);
+		if (k <= 0)
+			break;
+		off += (size_t)k;
+	}
+	aam_buf_uninit(&b);
+}
+
+static void *
+cut_serve(void *arg)
+{
+	struct cutsrv *cs = arg;
+	for (;;) {
+		int c = accept(cs->fd, NULL, NULL);
+		if (c < 0)
+			break;
+		cut_answer(c);
+		close(c);
+	}
+	return NULL;
+}
+
+static int
+cut_start(struct cutsrv *cs)
+{
+	cs->fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	if (cs->fd < 0 || bind(cs->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(cs->fd, 16) != 0 || getsockname(cs->fd, (struct sockaddr *)&sa, &sl) != 0)
+		return -1;
+	cs->port = ntohs(sa.sin_port);
+	if (pthread_create(&cs->th, NULL, cut_serve, cs) != 0)
+		return -1;
+	cs->running = true;
+	return 0;
+}
+
+static void
+cut_stop(struct cutsrv *cs)
+{
+	if (!cs->running)
+		return;
+	shutdown(cs->fd, SHUT_RDWR);
+	pthread_join(cs->th, NULL);
+	close(cs->fd);
+	cs->running = false;
 }
 
 static int
@@ -270,6 +396,9 @@ setup(void **state)
 	for (int i = 0; i < M_COUNT; i++)
 		if (mock_start(&C->m[i], args[i]) != 0)
 			return -1;
+	if (cut_start(&C->cut) != 0)
+		return -1;
+	put_secret("ant-cut", true, C->cut.port);
 	for (int i = 0; i < M_COUNT; i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "oai-%d", i);
@@ -305,6 +434,7 @@ teardown(void **state)
 		gw_router_free(C->r);
 		for (int i = 0; i < M_COUNT; i++)
 			mock_stop(&C->m[i]);
+		cut_stop(&C->cut);
 		vh_teardown(&C->v);
 		curl_global_cleanup();
 	}
@@ -421,8 +551,17 @@ test_completion(void **state)
 	(void)state;
 	SKIP_IF_NEEDED();
 	assert_true(gw_router_vault_ok(C->r));
-	assert_int_equal(gw_router_route_count(C->r), 10);
-	assert_string_equal(gw_router_route_name(C->r, 0), "chat");
+	assert_int_equal(gw_router_route_count(C->r), 11);
+	char **names = NULL;
+	size_t nnames = 0;
+	assert_int_equal(gw_router_route_names(C->r, &names, &nnames), AAM_OK);
+	assert_int_equal(nnames, 11);
+	assert_string_equal(names[0], "chat");
+	assert_string_equal(names[10], "cutclaude");
+	assert_null(names[11]);
+	gw_router_route_names_free(names);
+	assert_true(gw_router_has_route(C->r, "claude"));
+	assert_false(gw_router_has_route(C->r, "nope"));
 	double d0 = 0, m0 = 0;
 	assert_int_equal(gw_budget_status(C->r, "identity", WHO.spiffe_id, &d0, &m0), AAM_OK);
 	struct run o;
@@ -543,13 +682,68 @@ test_stream_cut_by_client_settles(void **state)
 	assert_string_equal(o.res.error_code, "client_closed");
 	assert_true(o.res.input_tokens > 0);
 	assert_true(o.res.cost_usd > 0);
-	/* Settled (not left at the 1000-token reservation, not released to zero). */
+	/*
+	 * Settled, not released: an OpenAI stream cut before its usage chunk is
+	 * charged the worst case of the deployment that answered (the input
+	 * estimate and the 1000-token output cap), never less than it spent.
+	 */
 	double d = 0;
 	assert_int_equal(gw_budget_status(C->r, "policy", "p-cut", &d, NULL), AAM_OK);
 	assert_true(d > o.res.cost_usd - 2e-6 && d < o.res.cost_usd + 2e-6);
+	assert_int_equal(o.res.output_tokens, 1000);
 	double reserved = (double)(o.res.input_tokens * 2 + 1000 * 8) / 1e6;
+	assert_true(d > reserved - 2e-6 && d < reserved + 2e-6);
+	run_free(&o);
+
+	/* Anthropic: message_start's input plus at most a token per byte delivered. */
+	const char *long_msg = "{\"model\":\"x\",\"stream\":true,\"max_tokens\":1000,"
+	                       "\"messages\":[{\"role\":\"user\",\"content\":\"a rather long "
+	                       "question that makes a long reply in many chunks\"}]}";
+	call(&o, GW_API_ANTHROPIC_MESSAGES, "claude", long_msg, true, "p-cut2", 100, 4);
+	assert_int_equal(o.rc, AAM_OK);
+	assert_string_equal(o.res.error_code, "client_closed");
+	/* The mock's input: ceil(bytes of message text / 4). */
+	assert_int_equal(o.res.input_tokens, (61 + 3) / 4);
+	assert_true(o.res.output_tokens >= 1 && o.res.output_tokens < 1000);
+	assert_int_equal(gw_budget_status(C->r, "policy", "p-cut2", &d, NULL), AAM_OK);
+	assert_true(d > o.res.cost_usd - 2e-6 && d < o.res.cost_usd + 2e-6);
+	reserved = (double)(o.res.input_tokens * 3 + 1000 * 15) / 1e6;
 	assert_true(d < reserved);
 	run_free(&o);
+}
+
+/*
+ * The upstream drops an Anthropic stream after message_start and 40 bytes
+ * of text: the settle charges the 777 input tokens message_start reported
+ * plus 40 output tokens (a token is at least a byte), not message_start's
+ * 1 output token, and the client's stream still ends with an error event.
+ */
+static void
+test_upstream_cut_anthropic_settles(void **state)
+{
+	(void)state;
+	SKIP_IF_NEEDED();
+	static const char body[] = "{\"model\":\"x\",\"stream\":true,\"max_tokens\":900,"
+	                           "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+	for (int api = GW_API_OPENAI_CHAT; api <= GW_API_ANTHROPIC_MESSAGES; api++) {
+		const char *policy = api == GW_API_OPENAI_CHAT ? "p-ucut-oai" : "p-ucut-ant";
+		struct run o;
+		call(&o, (enum gw_api)api, "cutclaude", body, true, policy, 100, 0);
+		assert_int_equal(o.rc, AAM_OK);
+		assert_string_equal(o.res.error_code, "upstream_truncated");
+		assert_int_equal(o.res.attempts, 1);
+		assert_int_equal(o.res.input_tokens, 777);
+		assert_int_equal(o.res.output_tokens, 40);
+		double want = (777.0 * 3 + 40.0 * 15) / 1e6;
+		assert_true(o.res.cost_usd > want - 1e-9 && o.res.cost_usd < want + 1e-9);
+		double d = 0;
+		assert_int_equal(gw_budget_status(C->r, "policy", policy, &d, NULL), AAM_OK);
+		assert_true(d > want - 2e-6 && d < want + 2e-6);
+		/* The text reached the client, and its stream says it was cut. */
+		assert_true(vh_contains(o.s.body.data, o.s.body.len, "abcdefghij0123456789"));
+		assert_true(vh_contains(o.s.body.data, o.s.body.len, "error"));
+		run_free(&o);
+	}
 }
 
 static void
@@ -804,9 +998,16 @@ pair_counts(int n, const char *const *regions, size_t nregions, int *slow, int *
 	return AAM_OK;
 }
 
+/*
+ * Runtime state (latency averages, minute counts, cooldowns) of a
+ * deployment that stays the same survives a reload; each reload here
+ * toggles the api_base's "/v1" (the same URL upstream, another deployment
+ * identity), so each strategy starts from fresh state.
+ */
 static void
 reload(const char *strategy)
 {
+	C->v1 = !C->v1;
 	write_routes(strategy);
 	char err[512] = "";
 	assert_int_equal(gw_router_reload(C->r, C->routes, err, sizeof(err)), AAM_OK);
@@ -864,7 +1065,7 @@ test_reload_keeps_old_on_error(void **state)
 	assert_int_equal(gw_router_reload(C->r, bad, err, sizeof(err)), AAM_E_CONFIG);
 	if (strstr(err, "bad.yaml:2:37: routing_strategy") == NULL)
 		fail_msg("%s", err);
-	assert_int_equal(gw_router_route_count(C->r), 10);
+	assert_int_equal(gw_router_route_count(C->r), 11);
 }
 
 int
@@ -874,6 +1075,7 @@ main(void)
 	        cmocka_unit_test(test_completion),
 	        cmocka_unit_test(test_stream),
 	        cmocka_unit_test(test_stream_cut_by_client_settles),
+	        cmocka_unit_test(test_upstream_cut_anthropic_settles),
 	        cmocka_unit_test(test_fallback_on_500_then_cooldown),
 	        cmocka_unit_test(test_fallback_on_429),
 	        cmocka_unit_test(test_retry_after_honoured),
