@@ -1210,6 +1210,10 @@ static const struct aam_config_field gateway_fields[] = {
         {.key = "routes",
          .type = AAM_CFG_PATH,
          .offset = offsetof(struct aam_config_gateway, routes)},
+        /* Absent: the folder `tools` next to the policies, when it exists. */
+        {.key = "tools",
+         .type = AAM_CFG_PATH,
+         .offset = offsetof(struct aam_config_gateway, tools)},
         {.key = "db",
          .type = AAM_CFG_PATH,
          .offset = offsetof(struct aam_config_gateway, db),

@@ -199,6 +199,8 @@ struct aam_config_gateway {
 	uint64_t max_body;
 	char *external_url; /* how agents reach the gateway (DPoP htu); default http://LISTEN */
 	char *routes;       /* model routes file (gateway/route.h), or NULL */
+	char *tools;        /* tool catalogue file or folder, or NULL: the folder tools next to
+	                     * policies (gateway/tools_gw.c) */
 	char *db;           /* virtual keys and budgets */
 	char *vault_socket; /* aam-vault's gateway socket (INJECT, AUDIT_APPEND) */
 	char *attest_url;   /* aam-attest: JWKS and revocation feed */

@@ -507,6 +507,7 @@ gateway:
   policies: $HOME_DIR/policies
   external_url: $GW_URL
   routes: $HOME_DIR/routes.yaml
+  tools: $HOME_DIR/tools
   db: $STATE/gateway.db
   vault_socket: $RUN/vault-gateway.sock
   attest_url: $ATTEST_URL

@@ -20,7 +20,10 @@
  *          most GWM_MAX_BATCH); requests are answered with
  *          application/json, or text/event-stream when the client
  *          accepts only that; notifications and responses alone get 202.
- *   GET    405: the gateway sends no server-initiated messages.
+ *   GET    with the session and an Accept naming text/event-stream:
+ *          the server-to-client SSE stream, held open (SSE comments
+ *          only, as the gateway has no server-initiated messages) until
+ *          the session ends or the client goes; 406 without that Accept.
  *   DELETE ends the session (204).
  * Every request but initialize needs the Mcp-Session-Id; an unknown or
  * expired one is 404, a missing one 400.
@@ -154,6 +157,14 @@ struct gwm_reply {
 	char content_type[64];                   /* "" when there is no body */
 	char session_id[GWM_SESSION_ID_LEN + 1]; /* Mcp-Session-Id to send, or "" */
 	char allow[32];                          /* Allow header for 405, or "" */
+	/*
+	 * GET: the server-to-client SSE stream was granted (status 200, no
+	 * body).  The caller keeps the response open as a stream for as long
+	 * as gw_mcp_session_live() says the session lives and the client
+	 * stays, writing only SSE comments: the gateway has no
+	 * server-initiated messages to send.
+	 */
+	bool stream;
 };
 
 void gwm_reply_init(struct gwm_reply *r);
@@ -166,6 +177,12 @@ void gwm_reply_uninit(struct gwm_reply *r);
  */
 int gw_mcp_serve(struct gw_mcp *m, const struct gwt_io *io, const struct gwm_http *req,
                  struct gwm_reply *out);
+
+/*
+ * Whether session ID of OWNER still lives (not ended by DELETE, not
+ * expired); an open server-to-client stream counts as activity.
+ */
+bool gw_mcp_session_live(struct gw_mcp *m, const char *id, const char *owner);
 
 /* ---- upstream MCP servers (mcp_upstream.c) ---------------------------- */
 
@@ -180,11 +197,12 @@ void gwm_upstream_free(struct gwm_upstream *u);
  * upstream JSON-RPC error is returned as AAM_E_PROTO with E set to it;
  * transport failures as other codes with E set (GWM_UPSTREAM_ERROR or
  * GWM_UPSTREAM_TIMEOUT).  *STATUS (may be NULL) receives the last HTTP
- * status of the upstream.
+ * status of the upstream, *CRED_VERSION (may be NULL) the version of
+ * CREDENTIAL the vault injected last (0 when it did not say).
  */
 int gwm_upstream_call(struct gwm_upstream *u, const struct gwt_io *io, const char *credential,
                       const char *method, const json_t *params, json_t **result, unsigned *status,
-                      struct gwm_rpc_error *e);
+                      uint32_t *cred_version, struct gwm_rpc_error *e);
 
 /*
  * Extracts the JSON-RPC response with id ID from an upstream HTTP body:

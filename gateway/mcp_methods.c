@@ -140,7 +140,7 @@ list_all(struct gwm_ctx *x, size_t i, const char *method, const char *key)
 		json_t *res = NULL;
 		struct gwm_rpc_error e = {0};
 		int rc = gwm_upstream_call(x->m->up[i], x->io, srv->credential, method, params,
-		                           &res, NULL, &e);
+		                           &res, NULL, NULL, &e);
 		json_decref(params);
 		params = NULL;
 		if (rc != AAM_OK) {
@@ -380,8 +380,10 @@ call(struct gwm_ctx *x, const struct gwm_msg *msg, enum call_kind kind)
 	const char *cred = d.credential != NULL ? d.credential : srv->credential;
 	json_t *result = NULL;
 	unsigned status = 0;
+	uint32_t version = 0;
 	struct gwm_rpc_error e = {0};
-	int rc = gwm_upstream_call(m->up[si], io, cred, methods[kind], up, &result, &status, &e);
+	int rc = gwm_upstream_call(m->up[si], io, cred, methods[kind], up, &result, &status,
+	                           &version, &e);
 	int64_t lat = (io->now_us != NULL ? io->now_us(io->ctx) : gwt_mono_us()) - t0;
 	char errcode[24] = "";
 	if (rc != AAM_OK)
@@ -390,8 +392,9 @@ call(struct gwm_ctx *x, const struct gwm_msg *msg, enum call_kind kind)
 	        AAM_F_STR("method", methods[kind]), AAM_F_STR("resource", res),
 	        AAM_F_STR("action", act), AAM_F_INT("status", status), AAM_F_INT("latency_us", lat),
 	        AAM_F_STR("error", errcode));
+	const struct gwt_cred_use used = {.name = cred, .version = version};
 	int arc = gwt_audit_write(io, "mcp.call", x->req->set, &d, NULL, NULL, res, act, pparams,
-	                          cred, status, lat, rc != AAM_OK ? errcode : NULL, extra);
+	                          &used, status, lat, rc != AAM_OK ? errcode : NULL, extra);
 	extra = NULL;
 	if (arc != AAM_OK) {
 		json_decref(result);

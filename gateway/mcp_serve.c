@@ -335,8 +335,33 @@ gw_mcp_serve(struct gw_mcp *m, const struct gwt_io *io, const struct gwm_http *r
 		out->status = 204;
 		return AAM_OK;
 	}
-	/* GET would open a server-to-client stream; the gateway sends none. */
-	snprintf(out->allow, sizeof(out->allow), "POST, DELETE");
+	if (strcmp(req->method, "GET") == 0) {
+		/*
+		 * The server-to-client stream.  The gateway has nothing of its own
+		 * to push yet, but clients (the SDK's among them) open it right
+		 * after initialize and keep it as their channel for server
+		 * messages, so it is granted within the session, like any request.
+		 */
+		if (!media_in(req->accept, "text/event-stream"))
+			return transport_error(out, 406, GWM_INVALID_REQUEST,
+			                       "Not Acceptable: the stream is text/event-stream");
+		char version[16];
+		if (session_version(m, req, out, version) != AAM_OK)
+			return AAM_OK;
+		out->status = 200;
+		out->stream = true;
+		snprintf(out->content_type, sizeof(out->content_type), "text/event-stream");
+		return AAM_OK;
+	}
+	snprintf(out->allow, sizeof(out->allow), "GET, POST, DELETE");
 	return transport_error(out, 405, GWM_INVALID_REQUEST,
-	                       "Method Not Allowed: this server offers no server-to-client stream");
+	                       "Method Not Allowed: /mcp takes GET, POST and DELETE");
+}
+
+bool
+gw_mcp_session_live(struct gw_mcp *m, const char *id, const char *owner)
+{
+	char version[16];
+	return m != NULL && id != NULL && owner != NULL &&
+	       gwm_session_touch(m->sessions, id, owner, gwt_mono_us(), version) == AAM_OK;
 }

@@ -299,11 +299,13 @@ open_session(struct gwm_upstream *u, const struct gwt_io *io, const char *creden
 int
 gwm_upstream_call(struct gwm_upstream *u, const struct gwt_io *io, const char *credential,
                   const char *method, const json_t *params, json_t **result, unsigned *status,
-                  struct gwm_rpc_error *e)
+                  uint32_t *cred_version, struct gwm_rpc_error *e)
 {
 	*result = NULL;
 	if (status != NULL)
 		*status = 0;
+	if (cred_version != NULL)
+		*cred_version = 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		char session[UP_SESSION_MAX + 1], version[16];
 		pthread_mutex_lock(&u->mu);
@@ -327,6 +329,8 @@ gwm_upstream_call(struct gwm_upstream *u, const struct gwt_io *io, const char *c
 		json_decref(msg);
 		if (status != NULL)
 			*status = resp.status;
+		if (cred_version != NULL)
+			*cred_version = resp.credential_version;
 		if (rc != AAM_OK) {
 			gwt_response_uninit(&resp);
 			transport_error(u, rc, e);

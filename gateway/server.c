@@ -295,6 +295,7 @@ static const struct aam_http_route gw_routes[] = {
         {"GET", "/v1/models", on_models},
         {"GET", "/models", on_models},
         {"*", "/v1/tools/*", on_tools},
+        {"*", "/v1/tools", on_tools},
         {"*", "/mcp", on_mcp},
         {"GET", "/healthz", on_healthz},
         {"GET", "/readyz", on_readyz},

@@ -281,6 +281,8 @@ struct gwt_response {
 	struct aam_buf headers; /* "name\0value\0" pairs, names lower-cased */
 	struct aam_buf body;
 	bool truncated; /* the body was cut short (limit or upstream error) */
+	/* The version of the credential the vault injected; 0 when it did not say. */
+	uint32_t credential_version;
 };
 
 void gwt_response_init(struct gwt_response *r, size_t max_body);

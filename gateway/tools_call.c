@@ -190,7 +190,8 @@ answer_err(struct gwt_result *out, unsigned status, const struct gwt_err *e, con
 int
 gwt_audit_fields(json_t *ev, const gw_policy_set *set, const struct gw_policy_decision *d,
                  const char *resource, const char *action, const json_t *params,
-                 const char *credential, unsigned upstream_status, int64_t latency_us)
+                 const struct gwt_cred_use *credential, unsigned upstream_status,
+                 int64_t latency_us)
 {
 	char digest[65];
 	int rc = gwt_params_digest(params, digest);
@@ -216,8 +217,12 @@ gwt_audit_fields(json_t *ev, const gw_policy_set *set, const struct gw_policy_de
 			json_decref(plain);
 	}
 	json_object_set_new(ev, "action", act);
-	if (credential != NULL)
-		json_object_set_new(ev, "credential", json_pack("{s:s}", "name", credential));
+	if (credential != NULL && credential->name != NULL) {
+		json_t *cr = json_pack("{s:s}", "name", credential->name);
+		if (cr != NULL && credential->version > 0)
+			json_object_set_new(cr, "version", json_integer(credential->version));
+		json_object_set_new(ev, "credential", cr);
+	}
 	json_object_set_new(ev, "outcome",
 	                    json_pack("{s:i, s:I}", "status", (int)upstream_status, "latency_us",
 	                              (json_int_t)latency_us));
@@ -260,8 +265,8 @@ int
 gwt_audit_write(const struct gwt_io *io, const char *kind, const gw_policy_set *set,
                 const struct gw_policy_decision *d, const char *decision, const char *reason,
                 const char *resource, const char *action, const json_t *params,
-                const char *credential, unsigned status, int64_t latency_us, const char *error,
-                json_t *extra)
+                const struct gwt_cred_use *credential, unsigned status, int64_t latency_us,
+                const char *error, json_t *extra)
 {
 	json_t *ev = NULL;
 	int rc = io->audit_new != NULL ? io->audit_new(io->ctx, kind, &ev) : AAM_E_INTERNAL;
@@ -516,8 +521,9 @@ gwt_call_run(struct gw_tools *t, const struct gwt_io *io, const struct gwt_call 
 	        AAM_F_STR("action", a->name), AAM_F_STR("credential", cred),
 	        AAM_F_INT("status", (int64_t)resp.status), AAM_F_INT("latency_us", lat),
 	        AAM_F_STR("error", err_code != NULL ? err_code : ""));
+	const struct gwt_cred_use used = {.name = cred, .version = resp.credential_version};
 	int arc = gwt_audit_write(io, "tool.call", c->set, &d, NULL, NULL, a->resource, a->name,
-	                          params, cred, resp.status, lat, err_code, NULL);
+	                          params, &used, resp.status, lat, err_code, NULL);
 	json_decref(params);
 	if (arc != AAM_OK) {
 		gwt_response_uninit(&resp);

@@ -4,19 +4,22 @@
  * wiring the pipeline of gateway/tools_call.c to the daemon (identity,
  * policy store, aam-vault socket, audit emitter, metrics).
  *
- *   GET  /v1/tools/                    what the caller may call (JSON Schema)
+ *   GET  /v1/tools (or /v1/tools/)     what the caller may call (JSON Schema)
  *   POST /v1/tools/{resource}/{action} one call, the parameters as a JSON object
  *
- * The catalogue is the folder (or file) `tools` next to the policies
- * (gateway.policies /etc/aam/policies -> /etc/aam/tools), or what the
- * daemon's gw_tools_path() names when it provides one.  Without a
- * catalogue the endpoints stay disabled (404 not_enabled); a catalogue
+ * The catalogue is what `gateway.tools` names (a file or a folder), else
+ * the folder `tools` next to the policies (gateway.policies
+ * /etc/aam/policies -> /etc/aam/tools) when it exists.  Without a
+ * catalogue the endpoints stay disabled (404 not_enabled).  A catalogue
  * that does not load stops the gateway at start, every error reported as
  * file:line:column, since serving with half a catalogue would refuse or
- * misroute calls silently.
+ * misroute calls silently; so does a `gateway.tools` that names nothing,
+ * since the operator asked for tools and would otherwise get 404s.  The
+ * catalogue is read once: SIGHUP reloads policies and routes, not it.
  */
 #include "gateway/tools_gw.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,9 +32,6 @@
 #include "common/log.h"
 #include "gateway/gw_int.h"
 #include "gateway/tools_vault.h"
-
-/* A daemon may name the catalogue itself (a `gateway.tools` option). */
-extern const char *gw_tools_path(const struct gw *g) __attribute__((weak));
 
 #define MAX_GATEWAYS 8
 
@@ -59,19 +59,34 @@ gwt_gw_state(struct gw *g, struct gw_tools **tools, struct gw_mcp **mcp)
 	return found;
 }
 
-/* The catalogue path, or NULL when there is none (the endpoints stay off). */
-static char *
-catalog_path(struct gw *g)
+/*
+ * The catalogue path into *OUT, or NULL when there is none (the endpoints
+ * stay off).  An explicit gateway.tools that names nothing is an error,
+ * logged with the option and the path.
+ */
+static int
+catalog_path(struct gw *g, char **out)
 {
-	if (gw_tools_path != NULL) {
-		const char *p = gw_tools_path(g);
-		return p != NULL ? strdup(p) : NULL;
+	*out = NULL;
+	if (g->cfg == NULL)
+		return AAM_OK;
+	struct stat st;
+	if (g->cfg->tools != NULL) {
+		if (stat(g->cfg->tools, &st) != 0) {
+			char line[600];
+			snprintf(line, sizeof(line), "gateway.tools: '%s': %s", g->cfg->tools,
+			         errno == ENOENT ? "no such file or folder" : strerror(errno));
+			aam_log(AAM_LOG_ERROR, "tools.catalog_error", AAM_F_STR("error", line));
+			return errno == ENOENT ? AAM_E_NOTFOUND : AAM_E_IO;
+		}
+		*out = strdup(g->cfg->tools);
+		return *out != NULL ? AAM_OK : AAM_E_NOMEM;
 	}
-	if (g->cfg == NULL || g->cfg->policies == NULL)
-		return NULL;
+	if (g->cfg->policies == NULL)
+		return AAM_OK;
 	char *copy = strdup(g->cfg->policies);
 	if (copy == NULL)
-		return NULL;
+		return AAM_E_NOMEM;
 	/* A trailing '/' would make dirname() return the folder itself. */
 	size_t n = strlen(copy);
 	while (n > 1 && copy[n - 1] == '/')
@@ -80,27 +95,33 @@ catalog_path(struct gw *g)
 	if (asprintf(&path, "%s/tools", dirname(copy)) < 0)
 		path = NULL;
 	free(copy);
-	struct stat st;
-	if (path != NULL && stat(path, &st) != 0) {
+	if (path == NULL)
+		return AAM_E_NOMEM;
+	if (stat(path, &st) != 0) {
 		free(path);
-		path = NULL;
+		return AAM_OK;
 	}
-	return path;
+	*out = path;
+	return AAM_OK;
 }
 
 int
 gw_tools_init(struct gw *g)
 {
-	char *path = catalog_path(g);
+	char *path = NULL;
+	int rc = catalog_path(g, &path);
+	if (rc != AAM_OK)
+		return rc;
 	if (path == NULL) {
 		aam_log(AAM_LOG_INFO, "tools.disabled",
-		        AAM_F_STR("why", "no tool catalogue next to the policies"));
+		        AAM_F_STR("why", "no gateway.tools and no tool catalogue next to the "
+		                         "policies"));
 		return AAM_OK;
 	}
 	const char *paths[] = {path};
 	struct gwt_catalog *cat = NULL;
 	struct aam_yaml_error e = {0};
-	int rc = gwt_catalog_load(paths, 1, &cat, &e);
+	rc = gwt_catalog_load(paths, 1, &cat, &e);
 	if (rc != AAM_OK) {
 		char line[600];
 		aam_yaml_error_format(&e, line, sizeof(line));

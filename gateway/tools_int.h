@@ -59,15 +59,22 @@ int64_t gwt_mono_us(void);
 void gwt_rate_key(const struct gw_policy_request *req, const struct gw_policy_decision *d,
                   char *out, size_t outlen);
 
+/* The credential a call used, for its audit record: the name and the version, never the value. */
+struct gwt_cred_use {
+	const char *name;
+	uint32_t version; /* as aam-vault's INJECT reply named it; 0 when unknown */
+};
+
 /*
  * The audit fields every tool and MCP record carries, added to EV:
  * "action" {resource, operation, params_sha256[, params {plain ones}]},
- * "credential" {name} when one was chosen, "outcome" {status,
- * latency_us} and the tool name for MCP.
+ * "credential" {name[, version]} when one was chosen (the version when the
+ * vault named it), "outcome" {status, latency_us} and the tool name for MCP.
  */
 int gwt_audit_fields(json_t *ev, const gw_policy_set *set, const struct gw_policy_decision *d,
                      const char *resource, const char *action, const json_t *params,
-                     const char *credential, unsigned upstream_status, int64_t latency_us);
+                     const struct gwt_cred_use *credential, unsigned upstream_status,
+                     int64_t latency_us);
 
 /*
  * Writes one audit record of KIND through IO and waits until it is
@@ -78,8 +85,8 @@ int gwt_audit_fields(json_t *ev, const gw_policy_set *set, const struct gw_polic
 int gwt_audit_write(const struct gwt_io *io, const char *kind, const gw_policy_set *set,
                     const struct gw_policy_decision *d, const char *decision, const char *reason,
                     const char *resource, const char *action, const json_t *params,
-                    const char *credential, unsigned status, int64_t latency_us, const char *error,
-                    json_t *extra);
+                    const struct gwt_cred_use *credential, unsigned status, int64_t latency_us,
+                    const char *error, json_t *extra);
 
 /*
  * Parses a call's JSON parameters (an empty body is {}): a JSON object

@@ -80,9 +80,14 @@ decode_head(const uint8_t *p, size_t n, struct gwt_response *resp)
 		aam_buf_append(&resp->headers, val, vl);
 		aam_buf_append_byte(&resp->headers, 0);
 	}
+	/* The injected credential's version (vault/proto.h); absent from older vaults. */
+	uint32_t version = 0;
+	if (r.err == AAM_OK && aam_ipc_reader_left(&r) > 0)
+		aam_ipc_get_u32(&r, &version);
 	if (aam_ipc_reader_end(&r) != AAM_OK)
 		return AAM_E_PARSE;
 	resp->status = status;
+	resp->credential_version = version;
 	return AAM_OK;
 }
 

@@ -177,6 +177,15 @@ decode_head(const uint8_t *p, size_t n, const struct gw_inject_cb *cb, int *cb_r
 		h[cnt].value = hv;
 		cnt++;
 	}
+	/*
+	 * The injected credential's version (vault/proto.h; absent from older
+	 * vaults).  Model calls do not record it yet; it is read so that the
+	 * head is parsed exactly and anything else after it is refused.
+	 */
+	uint32_t version = 0;
+	if (rc == AAM_OK && r.err == AAM_OK && aam_ipc_reader_left(&r) > 0)
+		aam_ipc_get_u32(&r, &version);
+	(void)version;
 	if (rc == AAM_OK && (r.err != AAM_OK || aam_ipc_reader_end(&r) != AAM_OK))
 		rc = AAM_E_PROTO;
 	if (rc == AAM_OK && cb->head != NULL) {

@@ -601,6 +601,7 @@ struct sink_ctx {
 	int status;
 	bool head_sent;
 	uint64_t bytes;
+	int64_t version; /* of the credential injected, for the head */
 };
 
 static int
@@ -641,6 +642,8 @@ sink_head(void *ctx, int status, const struct vault_http_hdr *h, size_t n)
 		vault_scrub_once(s->scrub, h[i].value, h[i].vlen, &v);
 		aam_ipc_put_bytes(&b, v.data, v.len);
 	}
+	/* Which version was used, so the caller's audit record can name it (never the value). */
+	aam_ipc_put_u32(&b, s->version > 0 && s->version <= UINT32_MAX ? (uint32_t)s->version : 0);
 	int rc = b.err != AAM_OK ? b.err : v.err;
 	if (rc == AAM_OK)
 		rc = aam_ipc_reply_frame(s->r, AAM_IPC_INJECT_RESP_HEAD, AAM_IPC_F_MORE, b.data,
@@ -731,6 +734,7 @@ run(struct vault_inject *vi, const struct aam_ipc_peer *peer, struct inj_req *q,
 	                              u, whybuf, sizeof(whybuf))) != AAM_OK)
 		why = whybuf;
 	if (rc == AAM_OK) {
+		s.version = cred->meta.version;
 		filter_headers(q, cred);
 		rc = apply(vi, cred, q, u, &a, &why, whybuf, sizeof(whybuf));
 		if (rc != AAM_OK && why == NULL)

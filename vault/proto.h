@@ -86,7 +86,11 @@
  *           INJECT_BODY frames follow, each payload raw body bytes, the
  *           last one END (it may be empty).
  *   reply:  one INJECT_RESP_HEAD frame (MORE):
- *                u16 status, u32 n, n x (str name, bytes value)
+ *                u16 status, u32 n, n x (str name, bytes value),
+ *                u32 credential_version (the version of the credential
+ *                that was injected: 1, 2, ... after rotations; a
+ *                decoder accepts a head without it, from an older vault,
+ *                as version 0 = unknown)
  *           then INJECT_RESP_BODY frames (MORE) of raw body bytes as they
  *           arrive from the upstream, and a last INJECT_RESP_BODY (END),
  *           possibly empty.  An error frame may replace any of them

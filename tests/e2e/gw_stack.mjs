@@ -1,5 +1,5 @@
 // Shared by the SDK end-to-end tests (openai_sdk.test.mjs,
-// anthropic_sdk.test.mjs): starts the aam-e2e-gw-stack driver
+// anthropic_sdk.test.mjs, ../mcp/sidecar.test.mjs): starts the aam-e2e-gw-stack driver
 // ($AAM_E2E_GW_STACK, tests/e2e/gw_stack_driver.c), which brings up
 // aam-vault (SoftHSM2) + aam-attest + aam-mock-provider (requiring the
 // demo provider key) + aam-gateway + the aam-agent sidecar, prints its
@@ -16,8 +16,9 @@ const run = promisify(execFile);
 
 export const driverBin = process.env.AAM_E2E_GW_STACK;
 
-export async function startStack() {
-  const child = spawn(driverBin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+// ARGS are the driver's options (`--mcp` adds the test MCP server and its catalogue).
+export async function startStack(args = []) {
+  const child = spawn(driverBin, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const first = new Promise((resolve, reject) => {
     lines.once('line', resolve);

@@ -32,6 +32,16 @@
  * `--bench` starts the mock without a chunk delay and the daemons at log
  * level warn, for bench/gateway/run.sh.
  *
+ * `--mcp` adds the tool path for MCP clients: the SDK-built test MCP
+ * server (tests/mcp/server.mjs, run with $AAM_NODE_BIN), which requires
+ * the demo key in X-API-Key; that key in the vault as `docs-mcp-key`
+ * (type header, bound to the server's URL); a tool catalogue file naming
+ * the server `docs`, given to the gateway with `gateway.tools`; and the
+ * policy tests/mcp/docs-reader.yaml for the sidecar's workload (search,
+ * whoami, lookup when id <= 100, resources and prompts; delete_page
+ * denied).
+ * The JSON line then has "mcp":{"server_url","record","policy","tools"}.
+ *
  * Binaries come from $AAM_VAULT_BIN, $AAM_AAMCTL_BIN, $AAM_ATTEST_BIN,
  * $AAM_AGENT_BIN, $AAM_GATEWAY_BIN and $AAM_MOCK_PROVIDER_BIN.
  */
@@ -179,10 +189,17 @@ struct mock {
 	char url[64], log[STACK_PATH];
 };
 
+/* The test MCP server (--mcp). */
+struct mcp_up {
+	pid_t pid;
+	char url[64], record[STACK_PATH], log[STACK_PATH], tools[STACK_PATH];
+};
+
 struct drv {
 	struct agent_stack st;
 	struct aam_test_softhsm hsm;
-	bool bench;
+	bool bench, with_mcp;
+	struct mcp_up mcp;
 	char dir[900]; /* short enough for every file name below it */
 	char keyfile[STACK_PATH], routes[STACK_PATH], policies[STACK_PATH];
 	char agent_cfg[STACK_PATH], gw_log[STACK_PATH], side_log[STACK_PATH];
@@ -239,13 +256,20 @@ make_provider_key(struct drv *d, char key[64])
 	return aam_test_write_file(d->keyfile, key, (size_t)n, 0600);
 }
 
-/* `aamctl secret put NAME --type TYPE [--header H] --bind URL...`, the value on stdin. */
+/*
+ * `aamctl secret put NAME --type TYPE [--header H] --bind URL...`, the
+ * value on stdin; bound to the mock providers, or to BIND alone when set.
+ */
 static int
-secret_put(struct drv *d, const char *key, const char *name, const char *type, const char *hdr)
+secret_put(struct drv *d, const char *key, const char *name, const char *type, const char *hdr,
+           const char *bind)
 {
 	char *out = NULL, *err = NULL;
 	int rc;
-	if (hdr != NULL)
+	if (bind != NULL)
+		rc = vh_aamctl(&d->st.v, key, &out, &err, "secret", "put", name, "--type", type,
+		               "--header", hdr, "--bind", bind, NULL);
+	else if (hdr != NULL)
 		rc = vh_aamctl(&d->st.v, key, &out, &err, "secret", "put", name, "--type", type,
 		               "--header", hdr, "--bind", d->ok.url, "--bind", d->r429.url,
 		               "--bind", d->r500.url, NULL);
@@ -351,8 +375,90 @@ write_policies(struct drv *d)
 	        "            claude-500, no-such-route]\n"
 	        "    deny: [forbidden-model]\n"
 	        "    budget: { daily_usd: 1000000, monthly_usd: 10000000 }\n";
+	/*
+	 * --mcp: what the sidecar's workload may do with the test MCP server's
+	 * tools: the policy tests/mcp/e2e.test.mjs expects, for this workload.
+	 */
+	char *tools = NULL;
+	if (d->with_mcp) {
+		char *path = aam_test_source_path("tests/mcp/docs-reader.yaml");
+		char *doc = path != NULL ? aam_test_read_file(path, NULL) : NULL;
+		const char *from = "spiffe://prod/agent/docs-bot";
+		char *at = doc != NULL ? strstr(doc, from) : NULL;
+		if (at == NULL || asprintf(&tools, "---\n%.*s%s%s", (int)(at - doc), doc, ID,
+		                           at + strlen(from)) < 0)
+			tools = NULL;
+		free(doc);
+		free(path);
+		if (tools == NULL) {
+			fprintf(stderr, "aam-e2e-gw-stack: tests/mcp/docs-reader.yaml unusable\n");
+			return -1;
+		}
+	}
+	char *all = NULL;
+	if (asprintf(&all, "%s%s", text, tools != NULL ? tools : "") < 0)
+		all = NULL;
+	free(tools);
+	if (all == NULL)
+		return -1;
 	snprintf(d->policies, sizeof(d->policies), "%s/policies.yaml", d->dir);
-	return aam_test_write_file(d->policies, text, strlen(text), 0600);
+	int rc = aam_test_write_file(d->policies, all, strlen(all), 0600);
+	free(all);
+	return rc;
+}
+
+/*
+ * --mcp: the SDK-built test MCP server on a free port, requiring the demo
+ * key (the provider key file) in X-API-Key and recording every request;
+ * the key in the vault as docs-mcp-key; the catalogue naming the server.
+ */
+static int
+mcp_start(struct drv *d, const char *key)
+{
+	const char *node = getenv("AAM_NODE_BIN");
+	char *script = aam_test_source_path("tests/mcp/server.mjs");
+	int port = aam_test_free_port();
+	snprintf(d->mcp.url, sizeof(d->mcp.url), "http://127.0.0.1:%d/mcp", port);
+	snprintf(d->mcp.record, sizeof(d->mcp.record), "%s/mcp-requests.jsonl", d->dir);
+	snprintf(d->mcp.log, sizeof(d->mcp.log), "%s/mcp-server.log", d->dir);
+	char env_port[32];
+	snprintf(env_port, sizeof(env_port), "%d", port);
+	/* The child inherits these; nothing else in the driver reads them. */
+	setenv("MCP_PORT", env_port, 1);
+	setenv("MCP_KEY_FILE", d->keyfile, 1);
+	setenv("MCP_RECORD", d->mcp.record, 1);
+	int rc = node != NULL && script != NULL &&
+	                         aam_test_write_file(d->mcp.record, "", 0, 0600) == 0
+	                 ? 0
+	                 : -1;
+	if (rc == 0) {
+		char *argv[] = {(char *)(uintptr_t)node, script, NULL};
+		d->mcp.pid = spawn(argv, d->mcp.log);
+		/* Up when it refuses a request without the key. */
+		if (d->mcp.pid < 0 || !wait_http(d->mcp.url, 401, d->mcp.pid, 20000, NULL)) {
+			fprintf(stderr, "aam-e2e-gw-stack: the test MCP server did not start\n");
+			dump("tests/mcp/server.mjs", d->mcp.log);
+			rc = -1;
+		}
+	}
+	/* The record starts after that probe: every request in it is then the gateway's. */
+	if (rc == 0)
+		rc = aam_test_write_file(d->mcp.record, "", 0, 0600);
+	free(script);
+	if (rc == 0)
+		rc = secret_put(d, key, "docs-mcp-key", "header", "X-API-Key", d->mcp.url);
+	char text[1024];
+	int n = snprintf(text, sizeof(text),
+	                 "apiVersion: access.envisionai.dev/v1\nkind: ToolCatalog\n"
+	                 "metadata:\n  name: e2e-mcp\nspec:\n  mcp_servers:\n"
+	                 "    - name: docs\n      url: %s\n      credential: docs-mcp-key\n",
+	                 d->mcp.url);
+	snprintf(d->mcp.tools, sizeof(d->mcp.tools), "%s/e2e-tools.yaml", d->dir);
+	if (rc == 0)
+		rc = n > 0 && (size_t)n < sizeof(text)
+		             ? aam_test_write_file(d->mcp.tools, text, (size_t)n, 0600)
+		             : -1;
+	return rc;
 }
 
 /* Appends the gateway section to the stack's config (the daemons already read theirs). */
@@ -376,9 +482,11 @@ write_gateway_config(struct drv *d)
 	                 "  issuer: %s\n"
 	                 "  revocation_poll: 1s\n"
 	                 "  jwks_refresh: 1s\n"
-	                 "  max_connections: 4096\n",
+	                 "  max_connections: 4096\n"
+	                 "%s%s%s",
 	                 cfg, d->gw_port, d->policies, d->routes, d->dir, d->st.v.sock_gw,
-	                 d->st.attest_url, STACK_ISSUER);
+	                 d->st.attest_url, STACK_ISSUER, d->with_mcp ? "  tools: " : "",
+	                 d->with_mcp ? d->mcp.tools : "", d->with_mcp ? "\n" : "");
 	free(cfg);
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -1;
@@ -525,6 +633,11 @@ print_info(struct drv *d)
 	        "mock_500_url", d->r500.url, "chunk_delay_ms", d->bench ? 0 : CHUNK_DELAY_MS,
 	        "config", d->st.v.cfg, "aamctl", getenv("AAM_AAMCTL_BIN"), "gateway_log", d->gw_log,
 	        "audit_backend", d->audit_backend, "dir", d->dir, "pids", pids, "routes", routes);
+	if (j != NULL && d->with_mcp)
+		json_object_set_new(j, "mcp",
+		                    json_pack("{s:s,s:s,s:s,s:s,s:i}", "server_url", d->mcp.url,
+		                              "record", d->mcp.record, "policy", "docs-reader",
+		                              "tools", d->mcp.tools, "pid", (int)d->mcp.pid));
 	char *line = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 	int rc = line != NULL && printf("%s\n", line) > 0 && fflush(stdout) == 0 ? 0 : -1;
 	free(line);
@@ -560,9 +673,11 @@ start_all(struct drv *d)
 	if (rc == 0)
 		rc = mock_start(d, &d->r500, "500", f500);
 	if (rc == 0)
-		rc = secret_put(d, key, "mock-openai-key", "bearer", NULL);
+		rc = secret_put(d, key, "mock-openai-key", "bearer", NULL, NULL);
 	if (rc == 0)
-		rc = secret_put(d, key, "mock-anthropic-key", "header", "x-api-key");
+		rc = secret_put(d, key, "mock-anthropic-key", "header", "x-api-key", NULL);
+	if (rc == 0 && d->with_mcp)
+		rc = mcp_start(d, key);
 	aam_wipe(key, sizeof(key));
 	d->gw_port = aam_test_free_port();
 	d->side_port = aam_test_free_port();
@@ -593,6 +708,7 @@ stop_all(struct drv *d)
 	stop_pid(&d->ok.pid);
 	stop_pid(&d->r429.pid);
 	stop_pid(&d->r500.pid);
+	stop_pid(&d->mcp.pid);
 	aam_test_softhsm_stop(&d->hsm);
 	stack_stop(&d->st);
 }
@@ -604,14 +720,20 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	static struct drv d;
-	d.gw_pid = d.side_pid = d.ok.pid = d.r429.pid = d.r500.pid = -1;
+	d.gw_pid = d.side_pid = d.ok.pid = d.r429.pid = d.r500.pid = d.mcp.pid = -1;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--bench") == 0) {
 			d.bench = true;
+		} else if (strcmp(argv[i], "--mcp") == 0) {
+			d.with_mcp = true;
 		} else {
-			fprintf(stderr, "usage: aam-e2e-gw-stack [--bench]\n");
+			fprintf(stderr, "usage: aam-e2e-gw-stack [--bench] [--mcp]\n");
 			return 2;
 		}
+	}
+	if (d.with_mcp && getenv("AAM_NODE_BIN") == NULL) {
+		fprintf(stderr, "aam-e2e-gw-stack: --mcp needs AAM_NODE_BIN\n");
+		return 1;
 	}
 	const char *missing = NULL;
 	if (!stack_available(&missing)) {

@@ -46,22 +46,6 @@
 #define MCP_KEY "mcp-Api-Key-daemon-0043"
 #define ACCOUNT "001000000000001AAA"
 
-static const char DOCS_POLICY[] = "---\n"
-                                  "apiVersion: access.envisionai.dev/v1\n"
-                                  "kind: AgentPolicy\n"
-                                  "metadata: {name: docs-reader}\n"
-                                  "spec:\n"
-                                  "  identity: {workload: " DOCS "}\n"
-                                  "  tools:\n"
-                                  "    - resource: mcp.docs\n"
-                                  "      actions: [search, whoami]\n"
-                                  "      deny: [delete_page]\n"
-                                  "    - resource: mcp.docs\n"
-                                  "      actions: [lookup]\n"
-                                  "      when: {id: {max: 100}}\n"
-                                  "    - resource: mcp.docs\n"
-                                  "      actions: [resources.read, prompts.get]\n";
-
 struct g {
 	bool ready, mcp;
 	struct vh v;
@@ -329,6 +313,31 @@ put_secret(const char *value, const char *name, const char *type, const char *ex
 	return rc;
 }
 
+/*
+ * The stack's configuration with a gateway section on PORT into PATH;
+ * EXTRA is more gateway options (indented lines).  The gateways share the
+ * policies, the key database and the vault.
+ */
+static int
+write_config(const char *path, int port, const char *extra)
+{
+	char *vcfg = aam_test_read_file(G.v.cfg, NULL);
+	char *cfg = NULL;
+	if (vcfg == NULL ||
+	    asprintf(
+	            &cfg,
+	            "%sgateway:\n  listen: 127.0.0.1:%d\n  policies: %s/policies.yaml\n"
+	            "  db: %s/gateway.db\n  vault_socket: %s\n  attest_url: http://127.0.0.1:1\n%s",
+	            vcfg, port, G.dir, G.dir, G.v.sock_gw, extra) < 0) {
+		free(vcfg);
+		return -1;
+	}
+	free(vcfg);
+	int rc = aam_test_write_file(path, cfg, strlen(cfg), 0600);
+	free(cfg);
+	return rc;
+}
+
 static int
 group_setup(void **state)
 {
@@ -360,14 +369,17 @@ group_setup(void **state)
 	}
 	if (write_catalogues() != 0)
 		return -1;
-	/* The reference policy exactly as shipped, plus the MCP test's policy. */
+	/* The reference policy exactly as shipped, plus the MCP test's policy (for DOCS). */
 	char *ref = aam_test_source_path("policies/examples/finance-analyst-readonly.yaml");
-	char *text = aam_test_read_file(ref, NULL);
+	char *docs = aam_test_source_path("tests/mcp/docs-reader.yaml");
+	char *text = aam_test_read_file(ref, NULL), *docs_text = aam_test_read_file(docs, NULL);
 	free(ref);
+	free(docs);
 	char *all = NULL;
-	if (text == NULL || asprintf(&all, "%s%s", text, DOCS_POLICY) < 0)
+	if (text == NULL || docs_text == NULL || asprintf(&all, "%s---\n%s", text, docs_text) < 0)
 		return -1;
 	free(text);
+	free(docs_text);
 	char path[1300];
 	snprintf(path, sizeof(path), "%s/policies.yaml", G.dir);
 	aam_test_write_file(path, all, strlen(all), 0600);
@@ -375,18 +387,9 @@ group_setup(void **state)
 
 	int gw_port = aam_test_free_port();
 	snprintf(G.gw_url, sizeof(G.gw_url), "http://127.0.0.1:%d", gw_port);
-	char *vcfg = aam_test_read_file(G.v.cfg, NULL);
-	char *cfg = NULL;
-	if (vcfg == NULL ||
-	    asprintf(&cfg,
-	             "%sgateway:\n  listen: 127.0.0.1:%d\n  policies: %s/policies.yaml\n"
-	             "  db: %s/gateway.db\n  vault_socket: %s\n  attest_url: http://127.0.0.1:1\n",
-	             vcfg, gw_port, G.dir, G.dir, G.v.sock_gw) < 0)
-		return -1;
-	free(vcfg);
 	snprintf(G.cfg, sizeof(G.cfg), "%s/all.yaml", G.dir);
-	aam_test_write_file(G.cfg, cfg, strlen(cfg), 0600);
-	free(cfg);
+	if (write_config(G.cfg, gw_port, "") != 0)
+		return -1;
 	if (make_key(FINANCE, G.key_finance, sizeof(G.key_finance)) != 0 ||
 	    make_key(DOCS, G.key_docs, sizeof(G.key_docs)) != 0)
 		return -1;
@@ -693,6 +696,9 @@ test_audit_records(void **state)
 	/* decision, credential (name, never the value), upstream status, latency */
 	assert_string_equal(jstr(read, "decision", NULL), "allow");
 	assert_string_equal(jstr(read, "credential", "name"), "crm-api");
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(read, "credential"), "version")),
+	        1);
 	json_t *out = json_object_get(read, "outcome");
 	assert_int_equal(json_integer_value(json_object_get(out, "status")), 200);
 	assert_true(json_integer_value(json_object_get(out, "latency_us")) > 0);
@@ -703,6 +709,180 @@ test_audit_records(void **state)
 	assert_null(strstr(s, CRM_KEY));
 	free(s);
 	json_decref(recs);
+}
+
+/* The newest allowed tool.call record of OPERATION's credential version (-1: none). */
+static json_int_t
+last_version(const char *operation)
+{
+	json_t *recs = audit_records("tool.call");
+	json_int_t v = -1;
+	for (size_t i = 0; i < json_array_size(recs); i++) {
+		json_t *ev = json_array_get(recs, i);
+		const char *op = jstr(ev, "action", "operation");
+		const char *dec = jstr(ev, "decision", NULL);
+		json_t *ver = json_object_get(json_object_get(ev, "credential"), "version");
+		if (op != NULL && strcmp(op, operation) == 0 && dec != NULL &&
+		    strcmp(dec, "allow") == 0)
+			v = json_is_integer(ver) ? json_integer_value(ver) : 0;
+	}
+	json_decref(recs);
+	return v;
+}
+
+/* A rotation shows in the records: the version the vault used, 1 then 2. */
+static void
+test_credential_version(void **state)
+{
+	(void)state;
+	REQUIRE();
+	struct reply r;
+	http("POST", "/v1/tools/salesforce.accounts/read", G.key_finance,
+	     "{\"id\":\"" ACCOUNT "\"}", &r);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	assert_int_equal(last_version("read"), 1);
+	/* The same value again (the mock CRM knows only it): a new version all the same. */
+	char *out = NULL;
+	assert_int_equal(
+	        vh_aamctl(&G.v, CRM_KEY "\n", &out, NULL, "secret", "rotate", "crm-api", NULL), 0);
+	free(out);
+	http("POST", "/v1/tools/salesforce.accounts/read", G.key_finance,
+	     "{\"id\":\"" ACCOUNT "\"}", &r);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	assert_int_equal(last_version("read"), 2);
+	json_t *recs = audit_records("tool.call");
+	char *s = json_dumps(recs, JSON_COMPACT);
+	assert_null(strstr(s, CRM_KEY));
+	free(s);
+	json_decref(recs);
+}
+
+/* GET /v1/tools (no trailing slash) lists like GET /v1/tools/. */
+static void
+test_list_without_slash(void **state)
+{
+	(void)state;
+	REQUIRE();
+	struct reply a, b;
+	http("GET", "/v1/tools/", G.key_finance, NULL, &a);
+	http("GET", "/v1/tools", G.key_finance, NULL, &b);
+	assert_int_equal(a.status, 200);
+	assert_int_equal(b.status, 200);
+	assert_int_equal(json_array_size(json_object_get(b.json, "tools")), 2);
+	assert_true(json_equal(a.json, b.json));
+	reply_free(&a);
+	reply_free(&b);
+	/* The same rules as the other door: an identity, and GET only. */
+	http("GET", "/v1/tools", NULL, NULL, &b);
+	assert_int_equal(b.status, 401);
+	reply_free(&b);
+	http("POST", "/v1/tools", G.key_finance, "{}", &b);
+	assert_int_equal(b.status, 405);
+	assert_string_equal(jstr(b.json, "error", "code"), "method_not_allowed");
+	reply_free(&b);
+}
+
+/* Waits up to MS for PID to exit; its exit status, or -1 if it still runs (then it is stopped). */
+static int
+wait_exit(pid_t *pid, int ms)
+{
+	int st = 0;
+	for (int i = 0; i < ms / 50; i++) {
+		if (waitpid(*pid, &st, WNOHANG) == *pid) {
+			*pid = -1;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+		}
+		nap_ms(50);
+	}
+	stop(pid);
+	return -1;
+}
+
+/*
+ * A gateway with the configuration CFG (gateway options EXTRA) must not
+ * start: it exits 1 and its output holds both WANT1 and WANT2.
+ */
+static void
+start_fails(const char *cfg, int port, const char *extra, const char *want1, const char *want2)
+{
+	assert_int_equal(write_config(cfg, port, extra), 0);
+	char log[1300];
+	snprintf(log, sizeof(log), "%s/gateway-start-fails.log", G.dir);
+	unlink(log);
+	char *argv[] = {(char *)(uintptr_t)getenv("AAM_GATEWAY_BIN"), "-c", (char *)(uintptr_t)cfg,
+	                NULL};
+	pid_t pid = spawn(log, argv, NULL);
+	assert_int_equal(wait_exit(&pid, 15000), 1);
+	char *text = aam_test_read_file(log, NULL);
+	assert_non_null(text);
+	if (strstr(text, want1) == NULL || strstr(text, want2) == NULL)
+		fail_msg("unclear error:\n%s", text);
+	free(text);
+}
+
+/*
+ * gateway.tools names a catalogue file elsewhere (relative to the
+ * configuration file's folder): that gateway serves it.  A path that
+ * names nothing, or a value of the wrong type, stops the start with a
+ * clear error.
+ */
+static void
+test_tools_option(void **state)
+{
+	(void)state;
+	REQUIRE();
+	/* Only the CRM catalogue, as one file in another folder. */
+	char dir[1300], path[1400], cfg[1300], log[1300], url[64];
+	snprintf(dir, sizeof(dir), "%s/elsewhere", G.dir);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof(path), "%s/tools/crm.yaml", G.dir);
+	char *cat = aam_test_read_file(path, NULL);
+	assert_non_null(cat);
+	snprintf(path, sizeof(path), "%s/crm-catalogue.yaml", dir);
+	assert_int_equal(aam_test_write_file(path, cat, strlen(cat), 0600), 0);
+	free(cat);
+	int port = aam_test_free_port();
+	snprintf(cfg, sizeof(cfg), "%s/tools-option.yaml", G.dir);
+	assert_int_equal(write_config(cfg, port, "  tools: elsewhere/crm-catalogue.yaml\n"), 0);
+	snprintf(log, sizeof(log), "%s/gateway-tools-option.log", G.dir);
+	char *argv[] = {(char *)(uintptr_t)getenv("AAM_GATEWAY_BIN"), "-c", cfg, NULL};
+	pid_t pid = spawn(log, argv, NULL);
+	assert_true(log_says(log, "tools.ready", 15000));
+	/* Only that file: the MCP catalogue in tools/ next to the policies is not loaded. */
+	char *text = aam_test_read_file(log, NULL);
+	assert_non_null(strstr(text, "crm-catalogue.yaml"));
+	assert_non_null(strstr(text, "mcp_servers=0"));
+	free(text);
+	/* Served: the listing and a call, from this gateway. */
+	char saved[64];
+	snprintf(saved, sizeof(saved), "%s", G.gw_url);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	snprintf(G.gw_url, sizeof(G.gw_url), "%s", url);
+	struct reply r;
+	for (int i = 0; i < 100; i++) {
+		http("GET", "/v1/tools", G.key_finance, NULL, &r);
+		if (r.status == 200)
+			break;
+		reply_free(&r);
+		nap_ms(50);
+	}
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_array_size(json_object_get(r.json, "tools")), 2);
+	reply_free(&r);
+	http("POST", "/v1/tools/salesforce.accounts/read", G.key_finance,
+	     "{\"id\":\"" ACCOUNT "\"}", &r);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	snprintf(G.gw_url, sizeof(G.gw_url), "%s", saved);
+	stop(&pid);
+
+	/* A path that names nothing: no start, and the error names the option and the path. */
+	start_fails(cfg, port, "  tools: elsewhere/no-such-catalogue.yaml\n", "gateway.tools: '",
+	            "elsewhere/no-such-catalogue.yaml': no such file or folder");
+	/* A value of the wrong type: the configuration's file:line:column. */
+	start_fails(cfg, port, "  tools: [a, b]\n", "tools-option.yaml:", ": gateway.tools: ");
 }
 
 static void
@@ -733,6 +913,20 @@ test_mcp_official_client(void **state)
 	free(out);
 	json_t *recs = audit_records("mcp.call");
 	assert_true(json_array_size(recs) >= 8);
+	/* Allowed calls name the upstream's credential and the version the vault used. */
+	size_t versioned = 0;
+	for (size_t i = 0; i < json_array_size(recs); i++) {
+		json_t *ev = json_array_get(recs, i);
+		const char *dec = jstr(ev, "decision", NULL);
+		if (dec == NULL || strcmp(dec, "allow") != 0)
+			continue;
+		assert_string_equal(jstr(ev, "credential", "name"), "docs-mcp-key");
+		assert_int_equal(json_integer_value(json_object_get(
+		                         json_object_get(ev, "credential"), "version")),
+		                 1);
+		versioned++;
+	}
+	assert_true(versioned >= 4);
 	json_decref(recs);
 }
 
@@ -744,6 +938,9 @@ main(void)
 	        cmocka_unit_test(test_model_outside_policy),
 	        cmocka_unit_test(test_hostile),
 	        cmocka_unit_test(test_audit_records),
+	        cmocka_unit_test(test_credential_version),
+	        cmocka_unit_test(test_list_without_slash),
+	        cmocka_unit_test(test_tools_option),
 	        cmocka_unit_test(test_mcp_official_client),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

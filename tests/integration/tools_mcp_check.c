@@ -37,20 +37,7 @@
 #define AGENT "spiffe://prod/agent/docs-bot"
 #define KEY   "mcp-Upstream-Key-77aa-0003"
 
-static const char POLICY[] = "apiVersion: access.envisionai.dev/v1\n"
-                             "kind: AgentPolicy\n"
-                             "metadata: {name: docs-reader}\n"
-                             "spec:\n"
-                             "  identity: {workload: " AGENT "}\n"
-                             "  tools:\n"
-                             "    - resource: mcp.docs\n"
-                             "      actions: [search, whoami]\n"
-                             "      deny: [delete_page]\n"
-                             "    - resource: mcp.docs\n"
-                             "      actions: [lookup]\n"
-                             "      when: {id: {max: 100}}\n"
-                             "    - resource: mcp.docs\n"
-                             "      actions: [resources.read, prompts.get]\n";
+/* The policy of the SDK client's test: tests/mcp/docs-reader.yaml, for AGENT. */
 
 struct ctx {
 	struct vh v;
@@ -116,7 +103,14 @@ front(void *ctx, const struct aam_http_request *h, struct aam_http_response *res
 	struct gwm_reply r;
 	gwm_reply_init(&r);
 	int rc = gw_mcp_serve(C->mcp, &IO, &req, &r);
-	if (rc == AAM_OK) {
+	if (rc == AAM_OK && r.stream) {
+		/* This front does not hold streams open (the daemon does: tools_gateway_check). */
+		resp->status = 405;
+		resp->content_type = "application/json";
+		aam_buf_append_str(&resp->body, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{"
+		                                "\"code\":-32600,\"message\":\"no stream here\"}}");
+		aam_http_response_header(resp, "Allow", "POST, DELETE");
+	} else if (rc == AAM_OK) {
 		resp->status = r.status;
 		resp->content_type = strcmp(r.content_type, "text/event-stream") == 0
 		                             ? "text/event-stream"
@@ -187,6 +181,19 @@ start_node(void)
 }
 
 static int
+load_policy(void)
+{
+	char *path = aam_test_source_path("tests/mcp/docs-reader.yaml");
+	size_t n = 0;
+	char *text = path != NULL ? aam_test_read_file(path, &n) : NULL;
+	int rc = text != NULL ? gw_policy_set_load_buffer(path, text, n, NULL, &C->set, NULL)
+	                      : AAM_E_NOTFOUND;
+	free(text);
+	free(path);
+	return rc;
+}
+
+static int
 setup(void **state)
 {
 	(void)state;
@@ -217,9 +224,7 @@ setup(void **state)
 	         "      credential: docs-mcp-key\n      timeout: 20s\n",
 	         bind);
 	if (gwt_catalog_load_buffer("mcp.yaml", cat, strlen(cat), &C->cat, NULL) != AAM_OK ||
-	    gw_mcp_new(C->cat, &C->mcp) != AAM_OK ||
-	    gw_policy_set_load_buffer("p.yaml", POLICY, strlen(POLICY), NULL, &C->set, NULL) !=
-	            AAM_OK)
+	    gw_mcp_new(C->cat, &C->mcp) != AAM_OK || load_policy() != AAM_OK)
 		return -1;
 	static const struct aam_http_route routes[] = {{"*", "/mcp", front}};
 	struct aam_http_config hc = {.host = "127.0.0.1",

@@ -347,6 +347,8 @@ vh_inject(struct aam_ipc_client *c, const char *cred, const char *scope, const c
 					               (const char *)val);
 				free(name);
 			}
+			if (r.err == AAM_OK && aam_ipc_reader_left(&r) > 0)
+				aam_ipc_get_u32(&r, &out->credential_version);
 			if (aam_ipc_reader_end(&r) != AAM_OK) {
 				rc = AAM_E_PARSE;
 				break;

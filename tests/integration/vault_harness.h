@@ -55,7 +55,8 @@ struct vh_resp {
 	struct aam_buf headers; /* "name: value\n" per header */
 	struct aam_buf body;
 	size_t body_frames;
-	bool head_first; /* the head frame came before every body frame */
+	bool head_first;             /* the head frame came before every body frame */
+	uint32_t credential_version; /* the head's credential version (0: not sent) */
 };
 
 /*

@@ -195,6 +195,8 @@ test_bearer(void **state)
 	        AAM_OK);
 	assert_int_equal(r.status, 200);
 	assert_true(r.head_first);
+	/* The head names the version injected (the credential was put once). */
+	assert_int_equal(r.credential_version, 1);
 	size_t n;
 	char *seen = last_request(&n);
 	assert_non_null(strstr(seen, "Authorization: Bearer " V_BEARER "\r\n"));

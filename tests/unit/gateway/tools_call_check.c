@@ -43,8 +43,9 @@ struct stub {
 	int calls;
 	char method[16], url[4096], cred[128], body[4096], headers[4096];
 	int64_t timeout_ms;
-	int rc;          /* what inject returns */
-	unsigned status; /* upstream status */
+	int rc;           /* what inject returns */
+	unsigned status;  /* upstream status */
+	uint32_t version; /* the credential version the "vault" names */
 	const char *reply;
 	bool audit_fails;
 	json_t *records; /* every audit record, in order */
@@ -76,6 +77,7 @@ stub_inject(void *ctx, const struct gwt_request *req, const char *credential, in
 	if (s->rc != AAM_OK)
 		return s->rc;
 	resp->status = s->status;
+	resp->credential_version = s->version;
 	aam_buf_append(&resp->headers, "content-type\0application/json\0", 30);
 	aam_buf_append_str(&resp->body, s->reply);
 	return AAM_OK;
@@ -223,6 +225,7 @@ test_reference_allows_read_and_search(void **state)
 	(void)state;
 	struct gwt_result r;
 	json_t *b;
+	S.version = 4;
 	assert_int_equal(call(FINANCE, "salesforce.accounts", "read",
 	                      "{\"id\":\"" ACCOUNT "\",\"fields\":[\"Name\",\"Region\"]}", &b, &r),
 	                 200);
@@ -252,6 +255,10 @@ test_reference_allows_read_and_search(void **state)
 	/* The reference policy does not record parameters in plain. */
 	assert_null(json_object_get(json_object_get(ev, "action"), "params"));
 	assert_string_equal(jstr(ev, "credential.name"), "crm-api");
+	/* The version the vault used, never the value. */
+	json_t *cr = json_object_get(ev, "credential");
+	assert_int_equal(json_integer_value(json_object_get(cr, "version")), 4);
+	assert_int_equal(json_object_size(cr), 2);
 	json_t *out = json_object_get(ev, "outcome");
 	assert_int_equal(json_integer_value(json_object_get(out, "status")), 200);
 	assert_true(json_integer_value(json_object_get(out, "latency_us")) >= 1500);

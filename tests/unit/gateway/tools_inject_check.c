@@ -46,8 +46,13 @@ pending_free(void *p)
 	free(q);
 }
 
+/*
+ * The head as aam-vault sends it: VERSION is the injected credential's
+ * version, or -1 for an older vault's head without it; -2 adds a stray
+ * u16 instead (a malformed head).
+ */
 static int
-reply_head(struct aam_ipc_replier *r, uint16_t status, const char *ctype)
+reply_head(struct aam_ipc_replier *r, uint16_t status, const char *ctype, int version)
 {
 	struct aam_buf b;
 	aam_buf_init(&b, 4096);
@@ -57,6 +62,10 @@ reply_head(struct aam_ipc_replier *r, uint16_t status, const char *ctype)
 	aam_ipc_put_bytes(&b, ctype, strlen(ctype));
 	aam_ipc_put_str(&b, "X-Upstream");
 	aam_ipc_put_bytes(&b, "yes", 3);
+	if (version >= 0)
+		aam_ipc_put_u32(&b, (uint32_t)version);
+	else if (version == -2)
+		aam_ipc_put_u16(&b, 7);
 	int rc = aam_ipc_reply_frame(r, AAM_IPC_INJECT_RESP_HEAD, AAM_IPC_F_MORE, b.data, b.len);
 	aam_buf_uninit(&b);
 	return rc;
@@ -71,7 +80,11 @@ answer(struct aam_ipc_replier *r, const char *cred)
 		                           "URL outside the credential's bindings");
 	if (strcmp(cred, "unknown") == 0)
 		return aam_ipc_reply_error(r, AAM_E_NOTFOUND, "no such credential");
-	reply_head(r, strcmp(cred, "missing") == 0 ? 404 : 200, "application/json");
+	if (strcmp(cred, "odd-head") == 0)
+		return reply_head(r, 200, "application/json", -2);
+	/* "missing" plays an older vault, whose head carries no version. */
+	reply_head(r, strcmp(cred, "missing") == 0 ? 404 : 200, "application/json",
+	           strcmp(cred, "missing") == 0 ? -1 : 3);
 	if (strcmp(cred, "cut") == 0) {
 		aam_ipc_reply_frame(r, AAM_IPC_INJECT_RESP_BODY, AAM_IPC_F_MORE, "{\"par", 5);
 		return aam_ipc_reply_error(r, AAM_E_IO, "upstream reset");
@@ -216,9 +229,15 @@ test_ok(void **state)
 	assert_string_equal(gwt_response_header(&r, "x-upstream"), "yes");
 	assert_null(gwt_response_header(&r, "Content-Type"));
 	assert_string_equal(aam_buf_cstr(&r.body), "{\"len\":10,\"ok\":true}");
+	assert_int_equal(r.credential_version, 3);
 	gwt_response_uninit(&r);
+	/* A head without the version (an older vault) still decodes: version unknown. */
 	assert_int_equal(inject("missing", 0, 1 << 20, &r), AAM_OK);
 	assert_int_equal(r.status, 404);
+	assert_int_equal(r.credential_version, 0);
+	gwt_response_uninit(&r);
+	/* Anything else after the headers is a malformed head. */
+	assert_int_not_equal(inject("odd-head", 0, 1 << 20, &r), AAM_OK);
 	gwt_response_uninit(&r);
 }
 

@@ -437,13 +437,45 @@ test_sessions(void **state)
 	post(sid, ping, &a);
 	assert_int_equal(a.status, 404);
 	answer_free(&a);
-	/* GET: no server-to-client stream. */
-	http("GET", AGENT, NULL, NULL, "text/event-stream", NULL, NULL, &a);
-	assert_int_equal(a.status, 405);
-	assert_string_equal(a.allow, "POST, DELETE");
+	assert_false(gw_mcp_session_live(M, sid, AGENT));
+	/* GET: the server-to-client stream, within a live session of the caller. */
+	char sid2[64];
+	init_session("2025-06-18", sid2);
+	assert_true(gw_mcp_session_live(M, sid2, AGENT));
+	assert_false(gw_mcp_session_live(M, sid2, "spiffe://prod/agent/other"));
+	assert_false(gw_mcp_session_live(M, "no-such-session", AGENT));
+	http("GET", AGENT, sid2, NULL, "text/event-stream", NULL, NULL, &a);
+	assert_int_equal(a.status, 200);
+	assert_string_equal(a.ct, "text/event-stream");
 	answer_free(&a);
+	http("GET", AGENT, sid2, "2025-06-18", "application/json, text/event-stream", NULL, NULL,
+	     &a);
+	assert_int_equal(a.status, 200);
+	answer_free(&a);
+	/* ... and only there: no Accept for SSE, no session, another's, a wrong version. */
+	http("GET", AGENT, sid2, NULL, "application/json", NULL, NULL, &a);
+	assert_int_equal(a.status, 406);
+	answer_free(&a);
+	http("GET", AGENT, NULL, NULL, "text/event-stream", NULL, NULL, &a);
+	assert_int_equal(a.status, 400);
+	answer_free(&a);
+	http("GET", "spiffe://prod/agent/other", sid2, NULL, "text/event-stream", NULL, NULL, &a);
+	assert_int_equal(a.status, 404);
+	answer_free(&a);
+	http("GET", AGENT, sid2, "2025-03-26", "text/event-stream", NULL, NULL, &a);
+	assert_int_equal(a.status, 400);
+	answer_free(&a);
+	http("GET", AGENT, sid, NULL, "text/event-stream", NULL, NULL, &a);
+	assert_int_equal(a.status, 404);
+	answer_free(&a);
+	/* Once the session ends, its stream's check says so. */
+	http("DELETE", AGENT, sid2, NULL, NULL, NULL, NULL, &a);
+	assert_int_equal(a.status, 204);
+	answer_free(&a);
+	assert_false(gw_mcp_session_live(M, sid2, AGENT));
 	http("PUT", AGENT, NULL, NULL, NULL, "application/json", ping, &a);
 	assert_int_equal(a.status, 405);
+	assert_string_equal(a.allow, "GET, POST, DELETE");
 	answer_free(&a);
 }
 
