@@ -88,9 +88,11 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# The shared libraries the binaries link (dpkg -S on each one, Debian 12).
+# The shared libraries the binaries link (dpkg -S on each one, Debian 12);
+# procps for /bin/kill, which the units' ExecReload= runs (a minimal Debian
+# has no kill binary: deploy/systemd-check.sh found `systemctl reload` failing).
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libc6, libssl3, libp11-kit0, libmicrohttpd12, libjansson4, libyaml-0-2, libsqlite3-0, libcurl4, libtss2-esys-3.0.2-0, libtss2-mu0, libtss2-rc0, libtss2-tctildr0, systemd | systemd-standalone-sysusers, adduser")
+  "libc6, libssl3, libp11-kit0, libmicrohttpd12, libjansson4, libyaml-0-2, libsqlite3-0, libcurl4, libtss2-esys-3.0.2-0, libtss2-mu0, libtss2-rc0, libtss2-tctildr0, systemd | systemd-standalone-sysusers, adduser, procps")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "softhsm2, p11-kit, ca-certificates")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "swtpm, tpm2-tools, opensc")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

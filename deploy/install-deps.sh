@@ -2,7 +2,20 @@
 # Installs every Debian package AAM needs to build, run and test.
 # Idempotent: packages already present are skipped, and apt-get update runs
 # only when something is missing.  Safe to run twice.
+#
+#   deploy/install-deps.sh            build, run, test (tests/run.sh, quickstart)
+#   deploy/install-deps.sh --bench    the same plus the benchmark tools
+#                                     (nginx-light, wrk, hyperfine: bench/ only)
 set -euo pipefail
+
+BENCH=0
+for a in "$@"; do
+	case "$a" in
+	--bench) BENCH=1 ;;
+	-h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "install-deps: unknown option $a (--bench)" >&2; exit 2 ;;
+	esac
+done
 
 PKGS=(
 	# toolchain
@@ -13,10 +26,13 @@ PKGS=(
 	libtss2-dev
 	# HSM and TPM for tests and the quickstart
 	softhsm2 opensc swtpm swtpm-tools tpm2-tools gnutls-bin libtss2-tcti-swtpm0
-	# end-to-end tests and benchmarks
-	nodejs npm nginx-light wrk hyperfine curl openssl ca-certificates
-	python3 jq
+	# end-to-end tests
+	nodejs npm curl openssl ca-certificates python3 jq
 )
+# Only bench/ drives load through nginx and wrk; no test needs them.
+if [ "$BENCH" = 1 ]; then
+	PKGS+=(nginx-light wrk hyperfine)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -33,8 +33,7 @@ BUILD=${AAM_BENCH_BUILD:-build-bench-rel}
 for p in wrk nginx node openssl; do
 	if ! command -v "$p" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$p" ]; then
 		if [ "$(id -u)" -eq 0 ]; then
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-				nginx-light wrk >/dev/null
+			bash deploy/install-deps.sh --bench >/dev/null
 		else
 			echo "bench/gateway: $p is missing (apt-get install nginx-light wrk)" >&2
 			exit 1
