@@ -178,6 +178,24 @@ gw_audit_record_v1(const json_t *ev)
 		put_str(a, "operation", json_object_get(act, "operation"));
 		put_str(a, "resource", json_object_get(act, "resource"));
 		put_str(a, "params_sha256", json_object_get(act, "params_sha256"));
+		/*
+		 * The parameters the policy lists as plain.  Record v1 keeps
+		 * action.params flat: values other than scalars are only in the
+		 * digest.
+		 */
+		const char *pk;
+		json_t *pv;
+		json_t *plain = json_object();
+		json_object_foreach((json_t *)(uintptr_t)json_object_get(act, "params"), pk, pv)
+		{
+			if (json_object_size(plain) >= 32)
+				break; /* the vault's bound on a flat member */
+			if (json_is_string(pv))
+				put_str(plain, pk, pv);
+			else if (json_is_number(pv) || json_is_boolean(pv))
+				json_object_set(plain, pk, pv);
+		}
+		set_if_members(a, "params", plain);
 	}
 	set_if_members(rec, "action", a);
 	set_if_members(rec, "model", m);
@@ -193,6 +211,7 @@ gw_audit_record_v1(const json_t *ev)
 	const json_t *cred = json_object_get(ev, "credential");
 	json_t *c = json_object();
 	put_str(c, "name", json_object_get(cred, "name"));
+	put_int(c, "version", json_object_get(cred, "version"));
 	set_if_members(rec, "credential", c);
 	set_if_members(rec, "detail", detail);
 	return rec;

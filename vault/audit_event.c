@@ -35,8 +35,10 @@ struct group {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static const struct field action_f[] = {
-        {"operation", F_STR, false}, {"params_sha256", F_STR, false}, {"resource", F_STR, false}};
+static const struct field action_f[] = {{"operation", F_STR, false},
+                                        {"params", F_OBJ, false},
+                                        {"params_sha256", F_STR, false},
+                                        {"resource", F_STR, false}};
 static const struct field credential_f[] = {
         {"fingerprint", F_STR, false}, {"name", F_STR, false}, {"version", F_INT, false}};
 static const struct field decision_f[] = {{"effect", F_STR, false}, {"reason", F_STR, false}};
@@ -175,19 +177,25 @@ type_ok(const json_t *v, enum ftype t)
 	return false;
 }
 
-/* detail: a flat object of strings and integers. */
+/*
+ * detail, and action.params (the parameters a policy lists as plain): a
+ * flat object of at most 32 strings, integers or booleans (and, for
+ * parameters, numbers).
+ */
 static int
-check_detail(const json_t *obj, char *why, size_t whylen)
+check_flat(const json_t *obj, const char *where, bool numbers, char *why, size_t whylen)
 {
 	const char *k;
 	json_t *v;
 	if (json_object_size(obj) > 32)
-		return fail2(why, whylen, "detail", NULL, "too many members");
+		return fail2(why, whylen, where, NULL, "too many members");
 	json_object_foreach((json_t *)(uintptr_t)obj, k, v)
 	{
-		if (!type_ok(v, F_STR) && !json_is_integer(v) && !json_is_boolean(v))
-			return fail2(why, whylen, "detail", k,
-			             "must be a string, integer or boolean");
+		if (!type_ok(v, F_STR) && !json_is_integer(v) && !json_is_boolean(v) &&
+		    !(numbers && json_is_number(v)))
+			return fail2(why, whylen, where, k,
+			             numbers ? "must be a string, number or boolean"
+			                     : "must be a string, integer or boolean");
 	}
 	return AAM_OK;
 }
@@ -198,7 +206,7 @@ check_group(const struct group *g, json_t *obj, struct vault_store *st, char *wh
 	if (!json_is_object(obj))
 		return fail2(why, whylen, g->name, NULL, "must be an object");
 	if (g->fields == NULL)
-		return check_detail(obj, why, whylen);
+		return check_flat(obj, "detail", false, why, whylen);
 	const char *k;
 	json_t *v;
 	json_object_foreach(obj, k, v)
@@ -213,7 +221,13 @@ check_group(const struct group *g, json_t *obj, struct vault_store *st, char *wh
 			return fail2(why, whylen, g->name, k,
 			             f->type == F_STR   ? "must be a string (at most 8192 bytes)"
 			             : f->type == F_INT ? "must be an integer"
+			             : f->type == F_OBJ ? "must be an object"
 			                                : "must be a number");
+		if (f->type == F_OBJ) {
+			int rc = check_flat(v, "action.params", true, why, whylen);
+			if (rc != AAM_OK)
+				return rc;
+		}
 		if (f->type == F_INT && (json_integer_value(v) > 9007199254740992LL ||
 		                         json_integer_value(v) < -9007199254740992LL))
 			return fail2(why, whylen, g->name, k, "integer out of range");

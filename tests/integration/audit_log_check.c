@@ -820,6 +820,13 @@ test_refusals(void **state)
 	        {"{\"type\":\"tool.call\",\"decision\":{\"effect\":\"maybe\"}}", AAM_E_INVAL,
 	         "decision.effect"},
 	        {"{\"type\":\"tool.call\",\"v\":2}", AAM_E_INVAL, "v:"},
+	        /* Plain parameters are a flat object of scalars. */
+	        {"{\"type\":\"tool.call\",\"action\":{\"params\":\"x\"}}", AAM_E_INVAL,
+	         "action.params: must be an object"},
+	        {"{\"type\":\"tool.call\",\"action\":{\"params\":{\"a\":{\"b\":1}}}}", AAM_E_INVAL,
+	         "action.params.a"},
+	        {"{\"type\":\"tool.call\",\"action\":{\"params\":{\"a\":[1]}}}", AAM_E_INVAL,
+	         "action.params.a"},
 	        {"[1,2]", AAM_E_INVAL, "object"},
 	        {"{\"type\":\"tool.call\",", AAM_E_PARSE, "not JSON"},
 	        {"{\"type\":\"tool.call\",\"type\":\"mcp.call\"}", AAM_E_PARSE, "not JSON"},

@@ -42,6 +42,7 @@
 
 #define FINANCE "spiffe://prod/agent/finance-analyst"
 #define DOCS    "spiffe://prod/agent/docs-bot"
+#define AUDITOR "spiffe://prod/agent/crm-auditor"
 #define CRM_KEY "crm-Api-Key-daemon-0042"
 #define MCP_KEY "mcp-Api-Key-daemon-0043"
 #define ACCOUNT "001000000000001AAA"
@@ -53,7 +54,7 @@ struct g {
 	char mcp_keyfile[1200], gwlog[1200];
 	int crm_port, mcp_port;
 	pid_t gw, crm, node;
-	char key_finance[128], key_docs[128];
+	char key_finance[128], key_docs[128], key_auditor[128];
 };
 static struct g G;
 
@@ -376,7 +377,20 @@ group_setup(void **state)
 	free(ref);
 	free(docs);
 	char *all = NULL;
-	if (text == NULL || docs_text == NULL || asprintf(&all, "%s---\n%s", text, docs_text) < 0)
+	/* A workload that may search, whose policy records `region` in clear. */
+	static const char facets[] = "apiVersion: access.envisionai.dev/v1\n"
+	                             "kind: AgentPolicy\n"
+	                             "metadata:\n  name: crm-search-audit\n"
+	                             "spec:\n"
+	                             "  identity:\n    workload: " AUDITOR "\n"
+	                             "  tools:\n"
+	                             "    - resource: salesforce.accounts\n"
+	                             "      actions: [search]\n"
+	                             "  audit:\n"
+	                             "    record: [identity, policy, action, parameters, outcome]\n"
+	                             "    plain: [region]\n";
+	if (text == NULL || docs_text == NULL ||
+	    asprintf(&all, "%s---\n%s---\n%s", text, docs_text, facets) < 0)
 		return -1;
 	free(text);
 	free(docs_text);
@@ -391,7 +405,8 @@ group_setup(void **state)
 	if (write_config(G.cfg, gw_port, "") != 0)
 		return -1;
 	if (make_key(FINANCE, G.key_finance, sizeof(G.key_finance)) != 0 ||
-	    make_key(DOCS, G.key_docs, sizeof(G.key_docs)) != 0)
+	    make_key(DOCS, G.key_docs, sizeof(G.key_docs)) != 0 ||
+	    make_key(AUDITOR, G.key_auditor, sizeof(G.key_auditor)) != 0)
 		return -1;
 	snprintf(G.gwlog, sizeof(G.gwlog), "%s/gateway.log", G.dir);
 	char *gw[] = {(char *)(uintptr_t)getenv("AAM_GATEWAY_BIN"), "-c", G.cfg, NULL};
@@ -711,6 +726,93 @@ test_audit_records(void **state)
 	json_decref(recs);
 }
 
+/* The tool.call records of the vault's signed log, exported with aamctl audit export. */
+static json_t *
+signed_records(void)
+{
+	char dir[1300], *out = NULL;
+	snprintf(dir, sizeof(dir), "%s/export-%ld", G.dir, (long)time(NULL));
+	assert_int_equal(vh_audit_wait_signed(&G.v, 10000), AAM_OK);
+	if (vh_aamctl(&G.v, NULL, &out, NULL, "audit", "export", "--out", dir, NULL) != 0)
+		fail_msg("audit export failed: %s", out != NULL ? out : "");
+	free(out);
+	json_t *recs = json_array();
+	char seg[1400];
+	snprintf(seg, sizeof(seg), "%s/records", dir);
+	DIR *d = opendir(seg);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[1700];
+		snprintf(path, sizeof(path), "%s/%s", seg, de->d_name);
+		char *text = aam_test_read_file(path, NULL);
+		for (char *line = text, *nl; line != NULL && *line != '\0'; line = nl) {
+			nl = strchr(line, '\n');
+			if (nl != NULL)
+				*nl++ = '\0';
+			json_t *j = json_loads(line, 0, NULL);
+			const char *type = json_string_value(json_object_get(j, "type"));
+			if (type != NULL && strcmp(type, "tool.call") == 0)
+				json_array_append(recs, j);
+			json_decref(j);
+		}
+		free(text);
+	}
+	closedir(d);
+	return recs;
+}
+
+/*
+ * Issue 7's audit fields, read where an auditor reads them: the vault's
+ * signed log.  The parameter digest always; the plain fields a policy
+ * lists in clear and no other parameter; credential name and version.
+ */
+static void
+test_signed_log_fields(void **state)
+{
+	(void)state;
+	REQUIRE();
+	struct reply r;
+	http("POST", "/v1/tools/salesforce.accounts/search", G.key_auditor,
+	     "{\"query\":\"acme-signed\",\"region\":\"EU\"}", &r);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	json_t *recs = signed_records();
+	json_t *search = NULL;
+	for (size_t i = 0; i < json_array_size(recs); i++) {
+		json_t *ev = json_array_get(recs, i);
+		const char *op = jstr(ev, "action", "operation");
+		json_t *params = json_object_get(json_object_get(ev, "action"), "params");
+		const char *region = json_string_value(json_object_get(params, "region"));
+		if (op != NULL && strcmp(op, "search") == 0 && region != NULL &&
+		    strcmp(region, "EU") == 0)
+			search = ev;
+	}
+	if (search == NULL) {
+		char *dump = json_dumps(recs, JSON_COMPACT);
+		fail_msg("no signed search record with region EU: %s", dump != NULL ? dump : "");
+	}
+	json_t *act = json_object_get(search, "action");
+	assert_string_equal(jstr(search, "action", "resource"), "salesforce.accounts");
+	assert_int_equal(strlen(jstr(search, "action", "params_sha256")), 64);
+	/* Only what the policy lists: the query is in the digest, not in clear. */
+	assert_int_equal(json_object_size(json_object_get(act, "params")), 1);
+	char *dump = json_dumps(recs, JSON_COMPACT);
+	assert_null(strstr(dump, "acme-signed"));
+	assert_null(strstr(dump, CRM_KEY));
+	free(dump);
+	json_t *cred = json_object_get(search, "credential");
+	assert_string_equal(json_string_value(json_object_get(cred, "name")), "crm-api");
+	assert_true(json_integer_value(json_object_get(cred, "version")) >= 1);
+	assert_string_equal(jstr(search, "decision", "effect"), "allow");
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(search, "outcome"), "status")),
+	        200);
+	json_decref(recs);
+}
+
 /* The newest allowed tool.call record of OPERATION's credential version (-1: none). */
 static json_int_t
 last_version(const char *operation)
@@ -939,6 +1041,7 @@ main(void)
 	        cmocka_unit_test(test_hostile),
 	        cmocka_unit_test(test_audit_records),
 	        cmocka_unit_test(test_credential_version),
+	        cmocka_unit_test(test_signed_log_fields),
 	        cmocka_unit_test(test_list_without_slash),
 	        cmocka_unit_test(test_tools_option),
 	        cmocka_unit_test(test_mcp_official_client),
