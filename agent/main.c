@@ -26,7 +26,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 
-static const char USAGE[] = "[-c FILE] token | sidecar | identity [--ek-cert FILE]\n"
+static const char USAGE[] = "token | sidecar | identity [--ek-cert FILE]\n"
                             "  token      attest and print a token on stdout\n"
                             "  sidecar    run the loopback proxy (agent.listen) to the gateway\n"
                             "  identity   print the key's thumbprint and JWK (and, for a TPM,\n"

@@ -152,8 +152,8 @@ static_check() {
 	check_in aam-vault vault.sockets.gateway /run/aam/vault-gateway.sock
 	check_in aam-vault vault.sockets.attest /run/aam/vault-attest.sock
 	check_in aam-vault vault.sockets.admin /run/aam/vault-admin.sock
-	check_in aam-attest attest.db /var/lib/aam/attest.db
-	check_in aam-gateway gateway.db /var/lib/aam/gateway.db
+	check_in aam-attest attest.db /var/lib/aam/attest/attest.db
+	check_in aam-gateway gateway.db /var/lib/aam/gateway/gateway.db
 	# aam-agent@NAME: the example's state_dir must be one instance's folder.
 	local ad
 	ad=$(get agent.state_dir)

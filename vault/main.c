@@ -41,7 +41,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-static const char USAGE[] = "[-c FILE]\n"
+static const char USAGE[] = "\n"
                             "\n"
                             "Serves the vault's IPC sockets until SIGTERM; SIGHUP reloads the\n"
                             "permission table.  Configuration: the 'vault' section of FILE.\n";

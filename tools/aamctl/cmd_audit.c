@@ -892,6 +892,10 @@ run_audit(int argc, char **argv, const struct aam_cli *cli)
 	if (argc < 2)
 		return usage(NULL);
 	const char *sub = argv[1];
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+		fputs(audit_usage, stdout);
+		return 0;
+	}
 	const char *since = NULL, *until = NULL, *out = NULL, *format = "jsonl";
 	bool follow = false;
 	uint64_t n = 10, size = 0, seq = 0;

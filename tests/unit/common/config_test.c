@@ -132,7 +132,7 @@ test_defaults(void **state)
 	assert_string_equal(c.vault.sockets.admin, "/run/aam/vault-admin.sock");
 	assert_null(c.vault.pkcs11.module);
 	assert_string_equal(c.attest.listen, "127.0.0.1:4001");
-	assert_string_equal(c.attest.db, "/var/lib/aam/attest.db");
+	assert_string_equal(c.attest.db, "/var/lib/aam/attest/attest.db");
 	assert_null(c.attest.issuer);
 	assert_int_equal(c.attest.token_ttl_ms, 5 * 60 * 1000);
 	assert_string_equal(c.gateway.listen, "127.0.0.1:4000");
