@@ -19,6 +19,7 @@
 #include "aam/err.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "gateway/limits.h"
 #include "gateway/vkeys.h"
 
 #include <stdio.h>
@@ -329,7 +330,59 @@ bufsink_uninit(struct bufsink *b)
 
 /* ---- streaming ------------------------------------------------------------------------ */
 
+/*
+ * The rpm/tpm/max_parallel limits of one call (gateway/limits.h): the
+ * policy decision's for the workload, the virtual key's own for the key.
+ */
+struct call_limits {
+	char id_key[AAM_SPIFFE_ID_BUFSZ + 16], vk_key[48];
+	struct gw_limit_want id_w, vk_w;
+	bool id_in, vk_in;
+};
+
+/* Admits the call or says which limit refused it (AAM_E_BUSY). */
+static int
+limits_enter(struct gw *g, const struct gw_principal *who, const struct gw_policy_decision *d,
+             struct call_limits *cl, const char **which, int64_t *retry_s)
+{
+	memset(cl, 0, sizeof(*cl));
+	snprintf(cl->id_key, sizeof(cl->id_key), "workload %s", who->spiffe_id);
+	cl->id_w = (struct gw_limit_want){d->limits.rpm, d->limits.tpm, d->limits.max_parallel};
+	if (who->vkey_id[0] != '\0') {
+		snprintf(cl->vk_key, sizeof(cl->vk_key), "vkey %s", who->vkey_id);
+		cl->vk_w = (struct gw_limit_want){who->vkey_rpm, who->vkey_tpm, 0};
+	}
+	int64_t now = mono_us();
+	int rc = gw_limits_enter(g->limits, cl->id_key, &cl->id_w, now, which, retry_s);
+	if (rc != AAM_OK)
+		return rc;
+	cl->id_in = true;
+	if (cl->vk_key[0] != '\0') {
+		rc = gw_limits_enter(g->limits, cl->vk_key, &cl->vk_w, now, which, retry_s);
+		if (rc != AAM_OK) {
+			gw_limits_leave(g->limits, cl->id_key, &cl->id_w, 0, now);
+			cl->id_in = false;
+			return rc;
+		}
+		cl->vk_in = true;
+	}
+	return AAM_OK;
+}
+
+static void
+limits_leave(struct gw *g, struct call_limits *cl, const struct gw_call_result *res)
+{
+	int64_t tokens = res != NULL ? res->input_tokens + res->output_tokens : 0;
+	int64_t now = mono_us();
+	if (cl->id_in)
+		gw_limits_leave(g->limits, cl->id_key, &cl->id_w, tokens, now);
+	if (cl->vk_in)
+		gw_limits_leave(g->limits, cl->vk_key, &cl->vk_w, tokens, now);
+	cl->id_in = cl->vk_in = false;
+}
+
 struct stream_job {
+	struct call_limits lim;
 	const struct model_api *m;
 	gw_policy_set *set; /* held until the call ends: the call's policy name points into it */
 	struct model_req mr;
@@ -416,6 +469,7 @@ run_stream(struct gw *g, const struct gw_request_ctx *rc, struct aam_http_stream
 		aam_log(AAM_LOG_ERROR, "gateway.audit_outcome_lost",
 		        AAM_F_STR("request_id", rc->request_id));
 	count_call(g, j->m, j->mr.model, status, &res);
+	limits_leave(g, &j->lim, &res);
 	json_decref(j->mr.body);
 	gw_policy_store_release(j->set);
 	free(j);
@@ -446,6 +500,9 @@ model_request(struct gw *g, const struct gw_request_ctx *rc, struct aam_http_res
               const struct model_api *m)
 {
 	struct model_req mr;
+	/* Admitted under the caller's rate limits until the call ends (left at `out`). */
+	struct call_limits lim;
+	memset(&lim, 0, sizeof(lim));
 	char why[300];
 	int rc2 = parse_body(g, rc, m, &mr, why, sizeof(why));
 	if (rc2 != AAM_OK) {
@@ -512,6 +569,27 @@ model_request(struct gw *g, const struct gw_request_ctx *rc, struct aam_http_res
 		goto out;
 	}
 
+	const char *which = NULL;
+	int64_t retry_s = 1;
+	if (limits_enter(g, &state->who, &d, &lim, &which, &retry_s) != AAM_OK) {
+		json_t *ev = event_base(g, rc, "model.call", m, &mr, &d);
+		if (ev != NULL)
+			add_outcome(ev, 429, NULL, rc->started_us, "rate_limited");
+		if (emit(g, ev) != AAM_OK) {
+			ret = audit_unavailable(g, m, mr.model, resp);
+		} else {
+			char msg[160], ra[24];
+			snprintf(msg, sizeof(msg), "Rate limit reached (%s); retry in %lld s.",
+			         which != NULL ? which : "limit", (long long)retry_s);
+			snprintf(ra, sizeof(ra), "%lld", (long long)retry_s);
+			gw_metrics_request(g->metrics, m->endpoint, label, "allow", 429);
+			ret = gw_respond_error(resp, m->style, 429, "rate_limited", msg);
+			if (ret == AAM_OK)
+				ret = aam_http_response_header(resp, "retry-after", ra);
+		}
+		goto out;
+	}
+
 	struct gw_call call = {
 	        .api = m->api,
 	        .body = mr.body,
@@ -544,14 +622,15 @@ model_request(struct gw *g, const struct gw_request_ctx *rc, struct aam_http_res
 		j->set = set;
 		j->mr = mr;
 		j->call = call;
+		j->lim = lim;
 		ret = gw_respond_stream(g, rc, resp, run_stream, j);
 		if (ret != AAM_OK) {
-			free(j);
+			free(j); /* LIM is still ours: left at `out` */
 			ret = gw_respond_error(resp, m->style, 503, "unavailable",
 			                       "The stream could not be started.");
 			goto out;
 		}
-		return AAM_OK; /* the job owns the body and the set now */
+		return AAM_OK; /* the job owns the body, the set and the limits now */
 	}
 
 	struct bufsink bs;
@@ -561,6 +640,7 @@ model_request(struct gw *g, const struct gw_request_ctx *rc, struct aam_http_res
 	struct gw_call_result res;
 	memset(&res, 0, sizeof(res));
 	int r = gw_router_call(g->router, &call, &sink, &res);
+	limits_leave(g, &lim, &res);
 	bool ok = bs.started && (r == AAM_OK || res.status >= 400) && !aam_buf_failed(&bs.body);
 	unsigned status = ok ? bs.status : (res.status >= 400 ? res.status : 502);
 	const char *code = res.error_code[0] != '\0' ? res.error_code : "upstream_error";
@@ -588,6 +668,7 @@ model_request(struct gw *g, const struct gw_request_ctx *rc, struct aam_http_res
 	}
 	bufsink_uninit(&bs);
 out:
+	limits_leave(g, &lim, NULL);
 	json_decref(mr.body);
 	gw_policy_store_release(set);
 	return ret;

@@ -423,6 +423,8 @@ authn_vkey(struct gw_authn *a, const char *key, struct gw_principal *p, struct g
 	/* The first 16 hex digits of the hash name the key in audit records (never the key). */
 	snprintf(p->vkey_id, sizeof(p->vkey_id), "%.16s", k.hash);
 	p->exp = k.expires;
+	p->vkey_rpm = k.rpm;
+	p->vkey_tpm = k.tpm;
 	if (k.models != NULL) {
 		p->vkey_models = k.models;
 		k.models = NULL;

@@ -59,6 +59,8 @@ struct gw_principal {
 	int64_t exp; /* token or key expiry; 0: none */
 	/* Virtual keys only: the routes the key allows, or NULL for all (owned). */
 	char *vkey_models;
+	/* Virtual keys only: the key's own limits (0: none). */
+	int64_t vkey_rpm, vkey_tpm;
 };
 
 void gw_principal_uninit(struct gw_principal *p);

@@ -22,6 +22,7 @@ struct gw {
 	struct gw_dbpool *keys;
 	struct gw_metrics *metrics;
 	struct gw_audit *audit;
+	struct gw_limits *limits; /* rpm/tpm/max_parallel per workload and virtual key */
 	struct aam_http_server *http;
 	uint16_t port;
 	_Atomic long inflight;

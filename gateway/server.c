@@ -13,6 +13,7 @@
 #include "gateway/gw_int.h"
 #include "aam/err.h"
 #include "common/log.h"
+#include "gateway/limits.h"
 #include "gateway/vkeys.h"
 
 #include <stdio.h>
@@ -353,6 +354,8 @@ gw_new(const struct gw_options *opt, struct gw **out, char *err, size_t errlen)
 		rc = load_policies(g, err, errlen);
 	if (rc == AAM_OK)
 		rc = gw_metrics_new(&g->metrics);
+	if (rc == AAM_OK)
+		rc = gw_limits_new(0, &g->limits);
 	if (rc == AAM_OK) {
 		rc = gw_dbpool_new(cfg->db, 32, &g->keys);
 		struct aam_db *db = rc == AAM_OK ? gw_dbpool_get(g->keys) : NULL;
@@ -475,6 +478,7 @@ gw_free(struct gw *g)
 	gw_audit_free(g->audit);
 	gw_dbpool_free(g->keys);
 	gw_metrics_free(g->metrics);
+	gw_limits_free(g->limits);
 	gw_policy_store_free(g->policies);
 	free(g);
 }

@@ -374,7 +374,17 @@ write_policies(struct drv *d)
 	        "    allow: [mock-gpt, mock-claude, cross-claude, cross-gpt, mock-429, mock-500,\n"
 	        "            claude-500, no-such-route]\n"
 	        "    deny: [forbidden-model]\n"
-	        "    budget: { daily_usd: 1000000, monthly_usd: 10000000 }\n";
+	        "    budget: { daily_usd: 1000000, monthly_usd: 10000000 }\n"
+	        /* Per-workload rate limits (openai_sdk.test.mjs, "rate limits"). */
+	        "---\n"
+	        "apiVersion: access.envisionai.dev/v1\n"
+	        "kind: AgentPolicy\n"
+	        "metadata:\n  name: e2e-gw-limited\n"
+	        "spec:\n"
+	        "  identity:\n    workload: spiffe://prod/agent/e2e-limited\n"
+	        "  models:\n"
+	        "    allow: [mock-gpt]\n"
+	        "    limits: { rpm: 2 }\n";
 	/*
 	 * --mcp: what the sidecar's workload may do with the test MCP server's
 	 * tools: the policy tests/mcp/e2e.test.mjs expects, for this workload.

@@ -365,6 +365,50 @@ test('/v1/models lists the routes the policy allows', { skip }, async () => {
   assert.ok(!ids.includes('forbidden-model'));
 });
 
+// Issue 6: limits per identity and per key on the model path.  A policy's
+// `limits: {rpm: 2}` for one workload, and a virtual key's own `--rpm 1`:
+// the call past the limit is a RateLimitError (429, code rate_limited)
+// with a Retry-After the SDK would honour.
+test('rate limits of a policy and of a virtual key: RateLimitError 429', { skip }, async () => {
+  const mk = async (...extra) => {
+    const { stdout } = await aamctl(info, 'key', 'create', '--owner', 'carol', ...extra);
+    return stdout.trim().split('\n')[0];
+  };
+  const limited = new OpenAI({
+    baseURL: `${info.gateway_url}/v1`,
+    apiKey: await mk('--workload', 'spiffe://prod/agent/e2e-limited'),
+    maxRetries: 0,
+  });
+  for (let i = 0; i < 2; i++) {
+    const data = await limited.chat.completions.create(ask(info.routes.openai, `limited ${i}`));
+    assert.match(data.choices[0].message.content, /^mock reply to: limited/);
+  }
+  const err = await expectError(
+    limited.chat.completions.create(ask(info.routes.openai, 'one too many')),
+    OpenAI.RateLimitError,
+    429,
+  );
+  assert.equal(err.code ?? err.error?.code, 'rate_limited');
+  assert.match(err.message, /rpm/);
+  assert.ok(Number(err.headers?.get?.('retry-after') ?? err.headers?.['retry-after']) >= 1);
+
+  // The key's own limit, under a policy without one.
+  const keyed = new OpenAI({
+    baseURL: `${info.gateway_url}/v1`,
+    apiKey: await mk('--workload', 'spiffe://prod/agent/e2e-keyed', '--rpm', '1'),
+    maxRetries: 0,
+  });
+  await keyed.chat.completions.create(ask(info.routes.openai, 'keyed once'));
+  await expectError(
+    keyed.chat.completions.create(ask(info.routes.openai, 'keyed twice')),
+    OpenAI.RateLimitError,
+    429,
+  );
+  // Another workload is not affected by either.
+  const data = await client.chat.completions.create(ask(info.routes.openai, 'unlimited'));
+  assert.match(data.choices[0].message.content, /^mock reply to: unlimited/);
+});
+
 test('virtual key straight at the gateway, then revoked: AuthenticationError 401', { skip }, async () => {
   const vk = new OpenAI({ baseURL: `${info.gateway_url}/v1`, apiKey: info.vkey, maxRetries: 0 });
   const data = await vk.chat.completions.create(ask(info.routes.openai, 'via a virtual key'));
