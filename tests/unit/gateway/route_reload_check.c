@@ -75,11 +75,13 @@ teardown(void **state)
 
 /* ---- listing while reloading ------------------------------------------------------ */
 
+/* One router reloaded in a loop (reloader) while other threads use it. */
 struct race {
 	struct gw_router *r;
 	char alt[2][1024];
+	int64_t now;
 	atomic_bool stop;
-	atomic_long lists, reloads;
+	atomic_long lists, calls, reloads;
 	atomic_int bad;
 };
 
@@ -314,33 +316,11 @@ test_state_survives_reload(void **state)
 
 /* ---- calls in flight across reloads, many threads --------------------------------- */
 
-struct churn {
-	struct gw_router *r;
-	char alt[2][1024];
-	int64_t now;
-	atomic_bool stop;
-	atomic_long calls, reloads;
-	atomic_int bad;
-};
-
-static void *
-churn_reloader(void *arg)
-{
-	struct churn *x = arg;
-	for (long i = 0; !atomic_load(&x->stop); i++) {
-		char err[256];
-		if (gw_router_reload(x->r, x->alt[i % 2], err, sizeof(err)) != AAM_OK)
-			atomic_fetch_add(&x->bad, 1);
-		atomic_fetch_add(&x->reloads, 1);
-	}
-	return NULL;
-}
-
 /* A call: take the table, pick, begin, hold it over a reload or two, end on the same table. */
 static void *
 churn_caller(void *arg)
 {
-	struct churn *x = arg;
+	struct race *x = arg;
 	while (!atomic_load(&x->stop)) {
 		struct gw_routes *t = gw_router_table(x->r);
 		const struct gw_route *route = gw_routes_find(t, "chat");
@@ -365,7 +345,7 @@ static void
 test_calls_in_flight_across_reloads(void **state)
 {
 	struct fx *f = *state;
-	struct churn x;
+	struct race x;
 	memset(&x, 0, sizeof(x));
 	snprintf(x.alt[0], sizeof(x.alt[0]), "%s/c0.yaml", f->dir);
 	snprintf(x.alt[1], sizeof(x.alt[1]), "%s/c1.yaml", f->dir);
@@ -376,7 +356,7 @@ test_calls_in_flight_across_reloads(void **state)
 	assert_int_equal(gw_router_new(x.alt[0], f->db, f->sock, &x.r, err, sizeof(err)), AAM_OK);
 	x.now = (gw_now_ms() / 60000) * 60000 + 1000;
 	pthread_t rl, cs[4];
-	assert_int_equal(pthread_create(&rl, NULL, churn_reloader, &x), 0);
+	assert_int_equal(pthread_create(&rl, NULL, reloader, &x), 0);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(pthread_create(&cs[i], NULL, churn_caller, &x), 0);
 	while (atomic_load(&x.reloads) < 200 || atomic_load(&x.calls) < 2000)
