@@ -203,8 +203,8 @@ test_azure_openai(void **state)
 	assert_int_equal(import("azure_openai.yaml", "az.yaml", NULL, &out, &err), 0);
 	assert_no_values(out);
 	assert_no_values(err);
-	assert_non_null(strstr(err, "unsupported: router_settings.redis_host (63:3)"));
-	assert_non_null(strstr(err, "unsupported: model_list[4].model_info.mode (50:7)"));
+	assert_non_null(strstr(err, "unsupported: router_settings.redis_host (64:3)"));
+	assert_non_null(strstr(err, "unsupported: model_list[4].model_info.mode (51:7)"));
 	free(out);
 	free(err);
 	struct gw_routes *t = load_routes("az.yaml");
@@ -226,6 +226,10 @@ test_azure_openai(void **state)
 	assert_true(d->cost_cached > 1.2499 && d->cost_cached < 1.2501);
 	assert_true(r->deps[1].weight > 1.999 && r->deps[1].weight < 2.001);
 	assert_string_equal(r->deps[1].region, "eu");
+	/* model_info.id becomes the deployment's id (its state survives reloads by it). */
+	assert_non_null(r->dep_ids);
+	assert_string_equal(r->dep_ids[0], "eastus-primary");
+	assert_null(r->dep_ids[1]);
 	/* Two keys under one route name: two secrets. */
 	assert_string_not_equal(r->deps[0].credential, r->deps[1].credential);
 	assert_int_equal(r->nfallbacks, 1);

@@ -500,6 +500,16 @@ load_entry(struct imp *im, const struct aam_yaml_node *e, size_t idx)
 				rc = import_get_num(im, v, &x);
 				d.ccached = x * 1e6;
 				d.has_ccached = true;
+			} else if (strcmp(k, "id") == 0) {
+				/* LiteLLM's deployment id keeps its state across reloads here too.
+				 */
+				rc = import_get_str(im, v, &d.id);
+				if (rc == AAM_OK && (strlen(d.id) == 0 || strlen(d.id) > 127)) {
+					import_warn(im, v,
+					            "model_info.id of 0 or more than 127 bytes: "
+					            "dropped");
+					d.id = NULL;
+				}
 			} else if (strcmp(k, "max_input_tokens") == 0) {
 				rc = import_get_int(im, v, &d.max_context);
 			} else if (strcmp(k, "max_output_tokens") == 0) {
@@ -526,6 +536,12 @@ load_entry(struct imp *im, const struct aam_yaml_node *e, size_t idx)
 		return import_error_at(im, mn, "more than 256 routes");
 	if (r->ndeps == MAX_DEPS)
 		return import_error_at(im, mn, "route %s: more than 64 deployments", name);
+	for (size_t i = 0; d.id != NULL && i < r->ndeps; i++)
+		if (r->deps[i].id != NULL && strcmp(r->deps[i].id, d.id) == 0) {
+			import_warn(im, p.model, "model_info.id '%s' repeats in route %s: dropped",
+			            d.id, name);
+			d.id = NULL;
+		}
 	rc = plan_credential(im, name, &d, &p);
 	if (rc != AAM_OK)
 		return rc;

@@ -205,7 +205,15 @@ import_emit_routes(const struct imp *im, struct aam_buf *b)
 		aam_buf_append_str(b, "    deployments:\n");
 		for (size_t j = 0; j < r->ndeps; j++) {
 			const struct dep *d = &r->deps[j];
-			aam_buf_printf(b, "      - provider: %s\n        model: ", d->provider);
+			if (d->id != NULL) {
+				aam_buf_append_str(b, "      - id: ");
+				q(b, d->id);
+				aam_buf_printf(
+				        b, "\n        provider: %s\n        model: ", d->provider);
+			} else {
+				aam_buf_printf(
+				        b, "      - provider: %s\n        model: ", d->provider);
+			}
 			q(b, d->model);
 			aam_buf_append_str(b, "\n        api_base: ");
 			q(b, d->api_base);

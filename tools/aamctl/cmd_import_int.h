@@ -17,6 +17,7 @@
 #define MAX_DEPS   64
 
 struct dep {
+	const char *id; /* model_info.id: the routes file's deployment id; NULL = none */
 	const char *provider;
 	char model[256];
 	char api_base[512];
