@@ -433,6 +433,18 @@ gw_start(struct gw *g)
 	        .name = "gateway",
 	        .mode = AAM_HTTP_MODE_THREAD_PER_CONN,
 	};
+	/*
+	 * For the threading-mode measurement only (bench/gateway/run.sh, see
+	 * docs/GATEWAY.md): one epoll thread, where a model call stalls every
+	 * other connection and streams are refused.
+	 */
+	const char *mode = getenv("AAM_GATEWAY_HTTP_MODE");
+	if (mode != NULL && strcmp(mode, "epoll") == 0) {
+		hc.mode = AAM_HTTP_MODE_EPOLL;
+		aam_log(AAM_LOG_WARN, "gateway.http_mode",
+		        AAM_F_STR("mode", "epoll (benchmark only: model calls block other "
+		                          "connections, streams are refused)"));
+	}
 	rc = aam_http_server_start(&hc, &g->http);
 	if (rc == AAM_OK)
 		g->port = aam_http_server_port(g->http);

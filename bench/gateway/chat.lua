@@ -1,19 +1,26 @@
 -- wrk script: one non-streaming OpenAI chat completion per request.
 --   AAM_BENCH_AUTH   the Authorization header value ("" = none)
 --   AAM_BENCH_MODEL  the "model" (a gateway route, or the upstream model id)
+--   AAM_BENCH_GET    a path: GET it instead (/healthz, /v1/models), no body
 -- The body is the same small request for every target, so the mock does the
 -- same work whichever path the request took.
 local auth = os.getenv("AAM_BENCH_AUTH") or ""
 local model = os.getenv("AAM_BENCH_MODEL") or "mock-gpt"
+local get = os.getenv("AAM_BENCH_GET") or ""
 
-wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
-wrk.headers["Content-Type"] = "application/json"
 if auth ~= "" then
   wrk.headers["Authorization"] = auth
 end
-wrk.body = '{"model":"' .. model .. '","max_tokens":16,'
-  .. '"messages":[{"role":"user","content":"Benchmark request: say hi"}]}'
+if get ~= "" then
+  wrk.method = "GET"
+  wrk.path = get
+else
+  wrk.method = "POST"
+  wrk.path = "/v1/chat/completions"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.body = '{"model":"' .. model .. '","max_tokens":16,'
+    .. '"messages":[{"role":"user","content":"Benchmark request: say hi"}]}'
+end
 
 -- Non-2xx answers are counted per thread and summed in done(), so a run
 -- that "measured" fast errors is visible.

@@ -19,7 +19,12 @@
 # before and after each run, divided by the requests wrk completed.
 #
 #   bench/gateway/run.sh [SECONDS] [CONNECTIONS] [WRK_THREADS]
-# Environment: AAM_BENCH_BUILD (default build-bench-rel).
+# Environment: AAM_BENCH_BUILD (default build-bench-rel);
+# AAM_GATEWAY_HTTP_MODE=epoll runs the gateway on one epoll thread instead
+# of a thread per connection (the threading-mode comparison of
+# docs/GATEWAY.md; benchmark only).  gw-healthz and gw-models measure the
+# front alone: GET /healthz, and GET /v1/models with the virtual key
+# (authentication and policy, no upstream).
 # Needs wrk, nginx, node and openssl; when one is missing and we are root,
 # this script installs nginx-light/wrk itself (tests never need them).
 set -euo pipefail
@@ -187,6 +192,11 @@ AAM_BENCH_AUTH="" AAM_BENCH_MODEL=mock-gpt-4o \
 	run nginx "http://127.0.0.1:$NPORT" bench/gateway/chat.lua "$(nginx_pids)"
 AAM_BENCH_AUTH="Bearer $VKEY" AAM_BENCH_MODEL=mock-gpt \
 	run gw-vkey "$GW" bench/gateway/chat.lua "$GW_PID"
+# The front alone: no upstream (/healthz), and authentication + policy
+# (/v1/models with the virtual key), for the threading-mode comparison.
+AAM_BENCH_GET=/healthz run gw-healthz "$GW" bench/gateway/chat.lua "$GW_PID"
+AAM_BENCH_AUTH="Bearer $VKEY" AAM_BENCH_GET=/v1/models \
+	run gw-models "$GW" bench/gateway/chat.lua "$GW_PID"
 
 # DPoP: enough proofs for 1.5x the virtual-key rate (a DPoP request costs
 # more), generated just before the run (the gateway's iat window is 60 s).
@@ -199,7 +209,7 @@ AAM_BENCH_PROOFS=$tmp/proofs.txt AAM_BENCH_MODEL=mock-gpt \
 VERIFY=$(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/ecdsa \(nistp256\)/ {printf "%.0f", $NF}')
 
 echo
-echo "Command: bench/gateway/run.sh $DUR $CONN $WT   ($(nproc) CPUs, wrk -t$WT -c$CONN -d${DUR}s, $(date -u +%Y-%m-%d), audit backend: $AUDIT)"
+echo "Command: ${AAM_GATEWAY_HTTP_MODE:+AAM_GATEWAY_HTTP_MODE=$AAM_GATEWAY_HTTP_MODE }bench/gateway/run.sh $DUR $CONN $WT   ($(nproc) CPUs, wrk -t$WT -c$CONN -d${DUR}s, $(date -u +%Y-%m-%d), audit backend: $AUDIT)"
 echo
 echo "| path | req/s | p50 ms | p99 ms | proxy CPU µs/req | vault CPU µs/req | mock CPU µs/req | requests | non-200 |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
