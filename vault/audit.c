@@ -632,15 +632,14 @@ enqueue_wait(struct vault_audit *a, json_t *ev, uint64_t *seq)
 	return rc;
 }
 
-int
-vault_audit_append(struct vault_audit *a, const json_t *event, uint64_t *seq, char *why,
-                   size_t whylen)
+/*
+ * Checks EV against the record schema (hashing its sensitive fields), then
+ * queues it and waits until it is durable; takes EV.  The prepared event
+ * goes to the queue as it is: a second prepare would hash twice.
+ */
+static int
+prepare_and_store(struct vault_audit *a, json_t *ev, uint64_t *seq, char *why, size_t whylen)
 {
-	if (a == NULL || event == NULL)
-		return AAM_E_INVAL;
-	json_t *ev = json_deep_copy(event);
-	if (ev == NULL)
-		return AAM_E_NOMEM;
 	int rc = vault_audit_event_prepare(ev, a->st, why, whylen);
 	if (rc != AAM_OK) {
 		json_decref(ev);
@@ -660,6 +659,18 @@ vault_audit_append(struct vault_audit *a, const json_t *event, uint64_t *seq, ch
 }
 
 int
+vault_audit_append(struct vault_audit *a, const json_t *event, uint64_t *seq, char *why,
+                   size_t whylen)
+{
+	if (a == NULL || event == NULL)
+		return AAM_E_INVAL;
+	json_t *ev = json_deep_copy(event);
+	if (ev == NULL)
+		return AAM_E_NOMEM;
+	return prepare_and_store(a, ev, seq, why, whylen);
+}
+
+int
 vault_audit_append_text(struct vault_audit *a, const char *json, size_t len, uint64_t *seq,
                         char *why, size_t whylen)
 {
@@ -675,21 +686,7 @@ vault_audit_append_text(struct vault_audit *a, const char *json, size_t len, uin
 		snprintf(why, whylen, "the event is not JSON: %s (column %d)", e.text, e.column);
 		return AAM_E_PARSE;
 	}
-	int rc = vault_audit_event_prepare(ev, a->st, why, whylen);
-	if (rc != AAM_OK) {
-		json_decref(ev);
-		return rc;
-	}
-	/* The prepared copy goes to the queue; a second prepare would hash twice. */
-	rc = enqueue_wait(a, ev, seq);
-	if (rc == AAM_E_TOOBIG)
-		snprintf(why, whylen, "the record would exceed %u bytes", VAULT_AUDIT_MAX_RECORD);
-	else if (rc == AAM_E_AUDIT)
-		snprintf(why, whylen, "the audit log cannot store records (fail closed)");
-	else if (rc == AAM_E_TIMEOUT)
-		snprintf(why, whylen, "the audit record was not durable within %u ms",
-		         a->timeout_ms);
-	return rc;
+	return prepare_and_store(a, ev, seq, why, whylen);
 }
 
 const char *
