@@ -119,7 +119,7 @@ group_teardown(void **state)
 {
 	(void)state;
 	if (X.side_pid > 0)
-		stack_sidecar_stop(X.side_pid);
+		stack_sidecar_stop(X.side_pid, NULL);
 	if (X.gw_up)
 		fg_stop(&X.gw);
 	if (X.hsm_up)
@@ -610,7 +610,7 @@ test_sidecar_refreshes(void **state)
 	assert_string_equal(r1.jkt, r2.jkt);
 
 	/* SIGTERM: a clean exit. */
-	assert_int_equal(stack_sidecar_stop(X.side_pid), 0);
+	assert_int_equal(stack_sidecar_stop(X.side_pid, X.side_log), 0);
 	X.side_pid = -1;
 }
 

@@ -213,11 +213,9 @@ stack_sidecar_spawn(const char *config, const char *log)
 	return pid;
 }
 
-int
-stack_sidecar_stop(pid_t pid)
+static int
+sidecar_wait(pid_t pid)
 {
-	if (pid <= 0)
-		return -1;
 	kill(pid, SIGTERM);
 	int st = 0;
 	for (int i = 0; i < 1000; i++) {
@@ -228,6 +226,21 @@ stack_sidecar_stop(pid_t pid)
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	return -1;
+}
+
+int
+stack_sidecar_stop(pid_t pid, const char *log)
+{
+	if (pid <= 0)
+		return -1;
+	int rc = sidecar_wait(pid);
+	if (rc != 0 && log != NULL) {
+		char *text = aam_test_read_file(log, NULL);
+		fprintf(stderr, "sidecar exit %d; its log %s:\n%s\n", rc, log,
+		        text != NULL ? text : "(unreadable)");
+		free(text);
+	}
+	return rc;
 }
 
 /* ---- the stack ------------------------------------------------------------------------ */

@@ -65,8 +65,12 @@ int stack_agent(const char *config, char **out, char **err, ...);
 
 /* Starts `aam-agent -c CONFIG sidecar`, stderr to LOG; its pid or -1. */
 pid_t stack_sidecar_spawn(const char *config, const char *log);
-/* SIGTERM, wait (SIGKILL after 10 s); the exit status. */
-int stack_sidecar_stop(pid_t pid);
+/*
+ * SIGTERM, wait (SIGKILL after 10 s); the exit status (128 + signal when
+ * killed by one).  When that is not 0 and LOG is not NULL, the sidecar's
+ * log goes to stderr so a failed run shows why (an ASan report, a panic).
+ */
+int stack_sidecar_stop(pid_t pid, const char *log);
 
 /* GET URL; *BODY (may be NULL) receives the body (malloc'd).  The status, or -1. */
 long stack_http_get(const char *url, char **body);

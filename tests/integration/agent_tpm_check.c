@@ -444,7 +444,7 @@ test_sidecar_tpm(void **state)
 	assert_true(fg_record(&X.gw, fg_count(&X.gw) - 1, &r2));
 	assert_true(r2.dpop_ok);
 	assert_string_not_equal(r.jti, r2.jti);
-	assert_int_equal(stack_sidecar_stop(pid), 0);
+	assert_int_equal(stack_sidecar_stop(pid, log), 0);
 	/* It flushed its key on the way out. */
 	assert_int_equal(transient_objects(), 0);
 }
