@@ -515,6 +515,9 @@ aam_http_server_stop(struct aam_http_server *s)
 	while (s->workers > 0)
 		pthread_cond_wait(&s->wcv, &s->wmu);
 	pthread_mutex_unlock(&s->wmu);
+	/* Each worker has fully exited once joined: nothing of it outlives stop. */
+	aam_http__reap_workers(s);
+	free(s->done);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->wmu);
 	free(s);

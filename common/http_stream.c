@@ -358,10 +358,53 @@ stream_worker(void *p)
 	aam_http_stream_end(st);
 	stream_unref(st);
 	pthread_mutex_lock(&srv->wmu);
+	srv->done[srv->ndone++] = pthread_self(); /* room made by the dispatch */
 	if (--srv->workers == 0)
 		pthread_cond_broadcast(&srv->wcv);
 	pthread_mutex_unlock(&srv->wmu);
 	return NULL;
+}
+
+void
+aam_http__reap_workers(struct aam_http_server *s)
+{
+	pthread_t batch[64];
+	for (;;) {
+		size_t n = 0;
+		pthread_mutex_lock(&s->wmu);
+		while (n < sizeof(batch) / sizeof(batch[0]) && s->ndone > 0)
+			batch[n++] = s->done[--s->ndone];
+		pthread_mutex_unlock(&s->wmu);
+		if (n == 0)
+			return;
+		for (size_t i = 0; i < n; i++)
+			pthread_join(batch[i], NULL);
+	}
+}
+
+/* Makes room in S->done for one more worker and counts it; false when out of memory. */
+static bool
+worker_add(struct aam_http_server *s)
+{
+	bool ok = true;
+	pthread_mutex_lock(&s->wmu);
+	size_t need = (size_t)s->workers + s->ndone + 1;
+	if (need > s->capdone) {
+		size_t cap = s->capdone != 0 ? s->capdone * 2 : 16;
+		while (cap < need)
+			cap *= 2;
+		pthread_t *d = realloc(s->done, cap * sizeof(*d));
+		if (d != NULL) {
+			s->done = d;
+			s->capdone = cap;
+		} else {
+			ok = false;
+		}
+	}
+	if (ok)
+		s->workers++;
+	pthread_mutex_unlock(&s->wmu);
+	return ok;
 }
 
 /* ---- the connection's side -------------------------------------------------- */
@@ -517,17 +560,19 @@ aam_http__stream_dispatch(struct aam_http_server *s, struct MHD_Connection *c,
 		return stream_fail(c, 500, "internal", "The request could not be processed.");
 	}
 
+	/* Finished workers are joined here, so they never pile up. */
+	aam_http__reap_workers(s);
+	if (!worker_add(s)) {
+		aam_log(AAM_LOG_ERROR, "http.stream_failed", AAM_F_STR("server", s->name),
+		        AAM_F_ERR(AAM_E_NOMEM));
+		stream_run_closed(st);
+		stream_unref(st);
+		return stream_fail(c, 503, "unavailable", "The server is short of memory.");
+	}
 	/* One reference for the producer, one (already there) for this side. */
 	st->refs = 2;
-	pthread_mutex_lock(&s->wmu);
-	s->workers++;
-	pthread_mutex_unlock(&s->wmu);
-	pthread_attr_t attr;
 	pthread_t tid;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	int prc = pthread_create(&tid, &attr, stream_worker, st);
-	pthread_attr_destroy(&attr);
+	int prc = pthread_create(&tid, NULL, stream_worker, st);
 	if (prc != 0) {
 		aam_log(AAM_LOG_ERROR, "http.stream_thread_failed", AAM_F_STR("server", s->name));
 		pthread_mutex_lock(&s->wmu);
