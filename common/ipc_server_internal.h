@@ -170,6 +170,14 @@ struct aam_ipc_server {
 	pthread_cond_t cond; /* nconns changed */
 	struct aam_ipc_conn *conns;
 	unsigned nconns;
+	/*
+	 * Reader threads are joinable: each puts its id in DONE as its last act
+	 * (room made when it was started), and the next accept or close_all
+	 * joins them, so none is still exiting when the server is freed.
+	 */
+	unsigned nreaders;
+	pthread_t *done;
+	size_t ndone, capdone;
 };
 
 /* Writes one frame; a failure marks the connection broken (AAM_E_CLOSED). */
