@@ -25,13 +25,22 @@ struct aam_secret {
 	int locked;
 };
 
-/* Spare mappings kept per size (1..SPARE_PAGES pages), all wiped. */
-#define SPARE_PAGES 4
+/*
+ * Spare mappings kept per size (1..SPARE_PAGES pages, which covers the
+ * largest secret, AAM_SECRET_MAX plus the header, on 4 KiB pages), all
+ * wiped; at most SPARE_MAX of a size and SPARE_BYTES in all, so the spares
+ * stay well inside RLIMIT_MEMLOCK.  The vault's scrubber takes a 32 KiB
+ * work buffer per INJECT: before the large sizes were kept it cost five
+ * system calls and a TLB shootdown per request.
+ */
+#define SPARE_PAGES 17
 #define SPARE_MAX   64
+#define SPARE_BYTES (4u * 1024 * 1024)
 
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct aam_secret *spare[SPARE_PAGES][SPARE_MAX];
 static size_t nspare[SPARE_PAGES];
+static size_t spare_bytes;
 
 static size_t
 page_size(void)
@@ -49,8 +58,10 @@ spare_take(size_t map_len)
 		return NULL;
 	struct aam_secret *s = NULL;
 	pthread_mutex_lock(&spare_mu);
-	if (nspare[pages - 1] > 0)
+	if (nspare[pages - 1] > 0) {
 		s = spare[pages - 1][--nspare[pages - 1]];
+		spare_bytes -= map_len;
+	}
 	pthread_mutex_unlock(&spare_mu);
 	return s;
 }
@@ -64,8 +75,9 @@ spare_keep(struct aam_secret *s, size_t map_len)
 		return false;
 	bool kept = false;
 	pthread_mutex_lock(&spare_mu);
-	if (nspare[pages - 1] < SPARE_MAX) {
+	if (nspare[pages - 1] < SPARE_MAX && spare_bytes + map_len <= SPARE_BYTES) {
 		spare[pages - 1][nspare[pages - 1]++] = s;
+		spare_bytes += map_len;
 		kept = true;
 	}
 	pthread_mutex_unlock(&spare_mu);

@@ -16,6 +16,8 @@
 
 /* Idle easy handles kept for reuse: creating one per request costs more than the request. */
 #define POOL_MAX 32
+/* Idle upstream connections kept (CURLOPT_MAXCONNECTS). */
+#define EGRESS_MAX_IDLE 256
 
 struct vault_egress {
 	struct vault_egress_config cfg;
@@ -416,6 +418,13 @@ vault_egress_perform(struct vault_egress *e, const struct vault_egress_req *req,
 
 	bool https = strncmp(req->url, "https://", 8) == 0;
 	curl_easy_setopt(h, CURLOPT_SHARE, e->share);
+	/*
+	 * How many idle connections the shared cache keeps.  libcurl's default
+	 * is 5: with more requests than that in flight, every connection handed
+	 * back past the fifth was closed, and one request in four (measured,
+	 * 32 in flight) paid a new TCP (and TLS) connection upstream.
+	 */
+	curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)EGRESS_MAX_IDLE);
 	curl_easy_setopt(h, CURLOPT_URL, req->url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, https ? "https" : "http");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);

@@ -601,7 +601,8 @@ struct sink_ctx {
 	int status;
 	bool head_sent;
 	uint64_t bytes;
-	int64_t version; /* of the credential injected, for the head */
+	int64_t version;       /* of the credential injected, for the head */
+	int64_t next_check_ms; /* when sink_cancelled next asks the socket */
 };
 
 static int
@@ -665,14 +666,6 @@ sink_body(void *ctx, const uint8_t *p, size_t n)
 	return rc;
 }
 
-static bool
-sink_cancelled(void *ctx)
-{
-	return aam_ipc_replier_cancelled(((struct sink_ctx *)ctx)->r);
-}
-
-/* ---- one request -------------------------------------------------------------- */
-
 static int64_t
 mono_ms(void)
 {
@@ -680,6 +673,27 @@ mono_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/*
+ * libcurl's progress callback asks this several times per request; each
+ * answer is a poll() of the caller's socket.  Asking at most every
+ * CANCEL_CHECK_MS still stops an abandoned upstream request within that
+ * time, and a write to a caller that left fails at once anyway.
+ */
+#define CANCEL_CHECK_MS 20
+
+static bool
+sink_cancelled(void *ctx)
+{
+	struct sink_ctx *s = ctx;
+	int64_t now = mono_ms();
+	if (now < s->next_check_ms)
+		return false;
+	s->next_check_ms = now + CANCEL_CHECK_MS;
+	return aam_ipc_replier_cancelled(s->r);
+}
+
+/* ---- one request -------------------------------------------------------------- */
 
 static void
 log_refusal(const struct aam_ipc_peer *peer, const struct inj_req *q, int rc, const char *why)

@@ -25,6 +25,9 @@
 # docs/GATEWAY.md; benchmark only).  gw-healthz and gw-models measure the
 # front alone: GET /healthz, and GET /v1/models with the virtual key
 # (authentication and policy, no upstream).
+# AAM_BENCH_SECRET_CACHE_TTL=30s turns on aam-vault's decrypted-secret
+# cache (vault.secret_cache_ttl, default off): no token decryption per
+# INJECT.
 # Needs wrk, nginx, node and openssl; when one is missing and we are root,
 # this script installs nginx-light/wrk itself (tests never need them).
 set -euo pipefail
@@ -209,7 +212,7 @@ AAM_BENCH_PROOFS=$tmp/proofs.txt AAM_BENCH_MODEL=mock-gpt \
 VERIFY=$(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/ecdsa \(nistp256\)/ {printf "%.0f", $NF}')
 
 echo
-echo "Command: ${AAM_GATEWAY_HTTP_MODE:+AAM_GATEWAY_HTTP_MODE=$AAM_GATEWAY_HTTP_MODE }bench/gateway/run.sh $DUR $CONN $WT   ($(nproc) CPUs, wrk -t$WT -c$CONN -d${DUR}s, $(date -u +%Y-%m-%d), audit backend: $AUDIT)"
+echo "Command: ${AAM_GATEWAY_HTTP_MODE:+AAM_GATEWAY_HTTP_MODE=$AAM_GATEWAY_HTTP_MODE }${AAM_BENCH_SECRET_CACHE_TTL:+AAM_BENCH_SECRET_CACHE_TTL=$AAM_BENCH_SECRET_CACHE_TTL }bench/gateway/run.sh $DUR $CONN $WT   ($(nproc) CPUs, wrk -t$WT -c$CONN -d${DUR}s, $(date -u +%Y-%m-%d), audit backend: $AUDIT)"
 echo
 echo "| path | req/s | p50 ms | p99 ms | proxy CPU µs/req | vault CPU µs/req | mock CPU µs/req | requests | non-200 |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -364,10 +364,15 @@ stack_start(struct agent_stack *s, const char *const *ek_ca, size_t n_ek_ca)
 	snprintf(s->attest_url, sizeof(s->attest_url), "http://127.0.0.1:%d", s->attest_port);
 	snprintf(s->db, sizeof(s->db), "%s/attest.db", s->v.dir);
 	snprintf(s->attest_log, sizeof(s->attest_log), "%s/attest.log", s->v.dir);
+	/* bench/gateway/run.sh's cache variant: the vault's decrypted-secret cache on. */
+	const char *ttl = getenv("AAM_BENCH_SECRET_CACHE_TTL");
+	bool cache = ttl != NULL && ttl[0] != '\0' && strspn(ttl, "0123456789smh") == strlen(ttl);
 	char extra[4096];
 	int n = snprintf(extra, sizeof(extra),
+	                 "%s%s%s"
 	                 "attest:\n  listen: 127.0.0.1:%d\n  db: %s\n  issuer: %s\n"
 	                 "  token_ttl: 5m\n  vault_socket: %s\n  ek_ca: [",
+	                 cache ? "  secret_cache_ttl: " : "", cache ? ttl : "", cache ? "\n" : "",
 	                 s->attest_port, s->db, STACK_ISSUER, s->v.sock_at);
 	for (size_t i = 0; i < n_ek_ca; i++)
 		n += snprintf(extra + n, sizeof(extra) - (size_t)n, "%s\"%s\"", i ? ", " : "",

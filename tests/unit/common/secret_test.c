@@ -89,6 +89,20 @@ test_reused_pages_are_clean(void **state)
 	}
 	for (size_t i = 0; i < 80; i++)
 		aam_secret_free(held[i]);
+
+	/* The largest sizes (the vault's 32 KiB scrub buffer) are kept and wiped too. */
+	aam_secret *big = aam_secret_new(AAM_SECRET_MAX);
+	assert_non_null(big);
+	memset(aam_secret_data(big), 0x5a, AAM_SECRET_MAX);
+	uint8_t *was = aam_secret_data(big);
+	aam_secret_free(big);
+	big = aam_secret_new(AAM_SECRET_MAX - 10);
+	assert_non_null(big);
+	assert_ptr_equal(aam_secret_data(big), was); /* the kept mapping, not a new one */
+	assert_int_equal(aam_secret_set_len(big, AAM_SECRET_MAX), AAM_OK);
+	for (size_t j = 0; j < AAM_SECRET_MAX; j++)
+		assert_int_equal(aam_secret_data(big)[j], 0);
+	aam_secret_free(big);
 }
 
 static void
