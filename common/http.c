@@ -512,12 +512,12 @@ aam_http_server_stop(struct aam_http_server *s)
 	if (s->mhd != NULL)
 		MHD_stop_daemon(s->mhd);
 	pthread_mutex_lock(&s->wmu);
-	while (s->workers > 0)
+	while (s->workers.running > 0)
 		pthread_cond_wait(&s->wcv, &s->wmu);
 	pthread_mutex_unlock(&s->wmu);
 	/* Each worker has fully exited once joined: nothing of it outlives stop. */
-	aam_http__reap_workers(s);
-	free(s->done);
+	aam_reaper_join(&s->workers, &s->wmu);
+	aam_reaper_uninit(&s->workers);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->wmu);
 	free(s);

@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 
 #include "common/http.h"
+#include "common/reaper.h"
 
 struct aam_http_server {
 	struct MHD_Daemon *mhd;
@@ -25,23 +26,13 @@ struct aam_http_server {
 	/* Set when stopping, so blocked stream callbacks give up at once. */
 	atomic_bool stopping;
 	/*
-	 * Stream worker threads still running; stop waits for them.  Workers are
-	 * joinable: each one, as its last act, puts its id in DONE, and the next
-	 * dispatch (or stop) joins those.  A detached worker could still be
-	 * tearing down (its thread-local state half freed) when stop returned and
-	 * the process exited, which LeakSanitizer then reports.  DONE has room
-	 * for every running worker (CAPDONE >= workers + ndone), so a worker never
-	 * allocates on its way out.
+	 * Stream worker threads (joinable, common/reaper.h): WORKERS.running is
+	 * how many still run; stop waits for none and joins them all.
 	 */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
-	unsigned workers;
-	pthread_t *done;
-	size_t ndone, capdone;
+	struct aam_reaper workers;
 };
-
-/* Joins the workers in S->done (call without S->wmu held). */
-void aam_http__reap_workers(struct aam_http_server *s);
 
 void aam_http__response_init(struct aam_http_response *r);
 void aam_http__response_uninit(struct aam_http_response *r);

@@ -358,53 +358,11 @@ stream_worker(void *p)
 	aam_http_stream_end(st);
 	stream_unref(st);
 	pthread_mutex_lock(&srv->wmu);
-	srv->done[srv->ndone++] = pthread_self(); /* room made by the dispatch */
-	if (--srv->workers == 0)
+	aam_reaper_done(&srv->workers);
+	if (srv->workers.running == 0)
 		pthread_cond_broadcast(&srv->wcv);
 	pthread_mutex_unlock(&srv->wmu);
 	return NULL;
-}
-
-void
-aam_http__reap_workers(struct aam_http_server *s)
-{
-	pthread_t batch[64];
-	for (;;) {
-		size_t n = 0;
-		pthread_mutex_lock(&s->wmu);
-		while (n < sizeof(batch) / sizeof(batch[0]) && s->ndone > 0)
-			batch[n++] = s->done[--s->ndone];
-		pthread_mutex_unlock(&s->wmu);
-		if (n == 0)
-			return;
-		for (size_t i = 0; i < n; i++)
-			pthread_join(batch[i], NULL);
-	}
-}
-
-/* Makes room in S->done for one more worker and counts it; false when out of memory. */
-static bool
-worker_add(struct aam_http_server *s)
-{
-	bool ok = true;
-	pthread_mutex_lock(&s->wmu);
-	size_t need = (size_t)s->workers + s->ndone + 1;
-	if (need > s->capdone) {
-		size_t cap = s->capdone != 0 ? s->capdone * 2 : 16;
-		while (cap < need)
-			cap *= 2;
-		pthread_t *d = realloc(s->done, cap * sizeof(*d));
-		if (d != NULL) {
-			s->done = d;
-			s->capdone = cap;
-		} else {
-			ok = false;
-		}
-	}
-	if (ok)
-		s->workers++;
-	pthread_mutex_unlock(&s->wmu);
-	return ok;
 }
 
 /* ---- the connection's side -------------------------------------------------- */
@@ -561,8 +519,11 @@ aam_http__stream_dispatch(struct aam_http_server *s, struct MHD_Connection *c,
 	}
 
 	/* Finished workers are joined here, so they never pile up. */
-	aam_http__reap_workers(s);
-	if (!worker_add(s)) {
+	aam_reaper_join(&s->workers, &s->wmu);
+	pthread_mutex_lock(&s->wmu);
+	bool counted = aam_reaper_add(&s->workers);
+	pthread_mutex_unlock(&s->wmu);
+	if (!counted) {
 		aam_log(AAM_LOG_ERROR, "http.stream_failed", AAM_F_STR("server", s->name),
 		        AAM_F_ERR(AAM_E_NOMEM));
 		stream_run_closed(st);
@@ -576,7 +537,7 @@ aam_http__stream_dispatch(struct aam_http_server *s, struct MHD_Connection *c,
 	if (prc != 0) {
 		aam_log(AAM_LOG_ERROR, "http.stream_thread_failed", AAM_F_STR("server", s->name));
 		pthread_mutex_lock(&s->wmu);
-		s->workers--;
+		aam_reaper_cancel(&s->workers);
 		pthread_mutex_unlock(&s->wmu);
 		st->refs = 1;
 		stream_run_closed(st);

@@ -131,42 +131,6 @@ aam_ipc_server_new(const struct aam_ipc_server_config *cfg, int listen_fd,
 	return AAM_OK;
 }
 
-/* Joins the reader threads that have finished (call without S->mu). */
-static void
-reap_readers(struct aam_ipc_server *s)
-{
-	pthread_t batch[64];
-	for (;;) {
-		size_t n = 0;
-		pthread_mutex_lock(&s->mu);
-		while (n < sizeof(batch) / sizeof(batch[0]) && s->ndone > 0)
-			batch[n++] = s->done[--s->ndone];
-		pthread_mutex_unlock(&s->mu);
-		if (n == 0)
-			return;
-		for (size_t i = 0; i < n; i++)
-			pthread_join(batch[i], NULL);
-	}
-}
-
-/* Room in S->done for one more reader (S->mu held); false when out of memory. */
-static bool
-reader_room(struct aam_ipc_server *s)
-{
-	size_t need = (size_t)s->nreaders + s->ndone + 1;
-	if (need <= s->capdone)
-		return true;
-	size_t cap = s->capdone != 0 ? s->capdone * 2 : 16;
-	while (cap < need)
-		cap *= 2;
-	pthread_t *d = realloc(s->done, cap * sizeof(*d));
-	if (d == NULL)
-		return false;
-	s->done = d;
-	s->capdone = cap;
-	return true;
-}
-
 static void *
 reader_main(void *arg)
 {
@@ -174,8 +138,7 @@ reader_main(void *arg)
 	struct aam_ipc_server *s = c->srv;
 	aam_ipc_conn_reader(c); /* C may be gone after this */
 	pthread_mutex_lock(&s->mu);
-	s->done[s->ndone++] = pthread_self();
-	s->nreaders--;
+	aam_reaper_done(&s->readers);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -184,7 +147,7 @@ reader_main(void *arg)
 static int
 add_conn(struct aam_ipc_server *s, int fd)
 {
-	reap_readers(s);
+	aam_reaper_join(&s->readers, &s->mu);
 	struct aam_ipc_peer peer;
 	int rc = aam_ipc_peer_get(fd, &peer);
 	if (rc == AAM_OK && s->cfg.accept != NULL && s->cfg.accept(s->cfg.ctx, &peer) != AAM_OK)
@@ -195,10 +158,12 @@ add_conn(struct aam_ipc_server *s, int fd)
 	else if (rc == AAM_OK && s->nconns >= s->cfg.max_conns)
 		rc = AAM_E_BUSY;
 	struct aam_ipc_conn *c = NULL;
-	if (rc == AAM_OK && !reader_room(s))
-		rc = AAM_E_NOMEM;
 	if (rc == AAM_OK && (c = calloc(1, sizeof(*c))) == NULL)
 		rc = AAM_E_NOMEM;
+	if (rc == AAM_OK && !aam_reaper_add(&s->readers)) {
+		free(c);
+		rc = AAM_E_NOMEM;
+	}
 	if (rc == AAM_OK) {
 		c->srv = s;
 		c->fd = fd;
@@ -210,7 +175,6 @@ add_conn(struct aam_ipc_server *s, int fd)
 		c->next = s->conns;
 		s->conns = c;
 		s->nconns++;
-		s->nreaders++;
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (rc != AAM_OK) {
@@ -232,7 +196,7 @@ add_conn(struct aam_ipc_server *s, int fd)
 	pthread_t t;
 	if (pthread_create(&t, NULL, reader_main, c) != 0) {
 		pthread_mutex_lock(&s->mu);
-		s->nreaders--;
+		aam_reaper_cancel(&s->readers);
 		pthread_mutex_unlock(&s->mu);
 		pthread_mutex_lock(&c->mu);
 		aam_ipc_conn_unref_unlock(c);
@@ -276,10 +240,10 @@ close_all(struct aam_ipc_server *s)
 	pthread_mutex_lock(&s->mu);
 	for (struct aam_ipc_conn *c = s->conns; c != NULL; c = c->next)
 		aam_ipc_conn_kill(c);
-	while (s->nconns > 0 || s->nreaders > 0)
+	while (s->nconns > 0 || s->readers.running > 0)
 		pthread_cond_wait(&s->cond, &s->mu);
 	pthread_mutex_unlock(&s->mu);
-	reap_readers(s);
+	aam_reaper_join(&s->readers, &s->mu);
 }
 
 int
@@ -324,6 +288,6 @@ aam_ipc_server_free(struct aam_ipc_server *s)
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->stat_mu);
 	pthread_cond_destroy(&s->cond);
-	free(s->done);
+	aam_reaper_uninit(&s->readers);
 	free(s);
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "common/ipc.h"
+#include "common/reaper.h"
 
 /* A request frame waiting for its handler. */
 struct aam_ipc_qframe {
@@ -170,14 +171,8 @@ struct aam_ipc_server {
 	pthread_cond_t cond; /* nconns changed */
 	struct aam_ipc_conn *conns;
 	unsigned nconns;
-	/*
-	 * Reader threads are joinable: each puts its id in DONE as its last act
-	 * (room made when it was started), and the next accept or close_all
-	 * joins them, so none is still exiting when the server is freed.
-	 */
-	unsigned nreaders;
-	pthread_t *done;
-	size_t ndone, capdone;
+	/* Reader threads, joinable (common/reaper.h): close_all joins them all. */
+	struct aam_reaper readers;
 };
 
 /* Writes one frame; a failure marks the connection broken (AAM_E_CLOSED). */
