@@ -27,7 +27,7 @@ struct aam_http_server {
 	atomic_bool stopping;
 	/*
 	 * Stream worker threads (joinable, common/reaper.h): WORKERS.running is
-	 * how many still run; stop waits for none and joins them all.
+	 * how many still run; stop waits until none does, then joins them all.
 	 */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
